@@ -232,7 +232,10 @@ if [ "$(psql_pg -c "select count(*) from pg_database where datname = '${DB}'")" 
     psql_pg -c "create database \"${DB}\""
     log "created database '${DB}'"
 fi
-psql_pg -d "$DB" -c "create extension if not exists timescaledb" 2>&1 | grep -v '^$' || true
+if ! db_ready; then
+    psql_pg -d "$DB" -c "create extension timescaledb" || true
+    log "created extension timescaledb in database '${DB}'"
+fi
 db_ready || die "could not create extension timescaledb in database '${DB}'"
 ver=$(psql_pg -d "$DB" -c "select extversion from pg_extension where extname = 'timescaledb'")
 lic=$(psql_pg -d "$DB" -c "show timescaledb.license")
