@@ -1,0 +1,154 @@
+"""One settings object for every Forewarn process, read from ``FOREWARN_*`` environment variables.
+
+Nested groups use ``__`` as the delimiter: ``FOREWARN_DB__URL``, ``FOREWARN_MQTT__URL``, ``FOREWARN_API__PORT``.
+An unset database URL means the embedded PostgreSQL; an unset broker URL means the embedded/local broker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from forewarn.errors import ConfigError
+
+ENV_PREFIX = "FOREWARN_"
+
+
+class DbSettings(BaseModel):
+    url: SecretStr | None = Field(
+        default=None, description="PostgreSQL URL; unset starts the embedded server"
+    )
+    pool_min: int = Field(default=1, ge=0)
+    pool_max: int = Field(default=8, ge=1)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    retention_days: int = Field(
+        default=90, ge=1, description="readings older than this are dropped"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value():
+            return None
+        scheme = urlsplit(v.get_secret_value()).scheme
+        if scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a postgresql:// URL")
+        return v
+
+
+class MqttSettings(BaseModel):
+    url: str | None = Field(
+        default=None, description="mqtt://host:port or mqtts://; unset = embedded"
+    )
+    username: str | None = None
+    password: SecretStr | None = None
+    client_id: str = "forewarn-ingest"
+    topic_root: str = "forewarn/v1"
+    qos: Literal[0, 1] = 1
+    keepalive_s: int = Field(default=30, ge=5)
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp"):
+            raise ValueError("must be mqtt://host:port or mqtts://host:port")
+        if not parts.hostname:
+            raise ValueError("has no host")
+        _ = parts.port  # raises ValueError for a non-numeric port
+        return v
+
+    def host_port(self) -> tuple[str, int, bool]:
+        """Host, port and TLS flag of the configured broker URL."""
+        if self.url is None:
+            raise ConfigError("FOREWARN_MQTT__URL", "no broker URL configured")
+        parts = urlsplit(self.url)
+        tls = parts.scheme == "mqtts"
+        return parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), tls
+
+
+class IngestSettings(BaseModel):
+    batch_size: int = Field(default=2000, ge=1)
+    flush_interval_s: float = Field(default=0.2, gt=0)
+    queue_max: int = Field(default=20000, ge=10, description="bounded queue; full = backpressure")
+    auto_register: bool = Field(
+        default=False, description="register unknown machines instead of rejecting"
+    )
+    max_payload_bytes: int = Field(default=64 * 1024, ge=256)
+    max_future_s: float = Field(default=300.0, ge=0, description="reject timestamps further ahead")
+    metrics_port: int = Field(default=9108, ge=0, le=65535)
+    shared_group: str | None = Field(default=None, description="MQTT shared-subscription group")
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    rate_limit_per_min: int = Field(default=6000, ge=1)
+    escalate_after_s: float = Field(default=3600.0, gt=0)
+
+
+class ModelSettings(BaseModel):
+    horizon_h: float = Field(default=48.0, gt=0, description="failure-within-horizon label")
+    score_cadence_s: float = Field(default=5.0, gt=0)
+    alert_high: float = Field(default=0.6, gt=0, le=1)
+    alert_low: float = Field(default=0.3, ge=0, lt=1)
+    alert_k: int = Field(default=3, ge=1, description="consecutive high scores before an alert")
+    stale_after_s: float = Field(default=900.0, gt=0)
+    data_dir: Path | None = Field(
+        default=None, description="public datasets (default ../shared/data)"
+    )
+
+
+class Settings(BaseSettings):
+    """Effective configuration; build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore", validate_default=True
+    )
+
+    state_dir: Path = Field(
+        default=Path(".forewarn"), description="embedded servers, models, caches"
+    )
+    factory: Path | None = Field(default=None, description="factory config (TOML); default ships")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    db: DbSettings = DbSettings()
+    mqtt: MqttSettings = MqttSettings()
+    ingest: IngestSettings = IngestSettings()
+    api: ApiSettings = ApiSettings()
+    models: ModelSettings = ModelSettings()
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    return ENV_PREFIX + "__".join(str(p).upper() for p in loc)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; a bad value raises ConfigError naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(_env_name(err["loc"]), err["msg"]) from None
+
+
+def _mask_url_password(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The configuration as plain data with secrets masked (for `forewarn config show`)."""
+    data: dict[str, Any] = settings.model_dump(mode="json")  # SecretStr dumps as '**********'
+    if settings.db.url is not None:
+        data["db"]["url"] = _mask_url_password(settings.db.url.get_secret_value())
+    if settings.mqtt.url is not None:
+        data["mqtt"]["url"] = _mask_url_password(settings.mqtt.url)
+    return data
