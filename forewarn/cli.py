@@ -6,6 +6,7 @@ broken import in one component cannot break another's command.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -114,6 +115,12 @@ def evaluate_ai4i(
 
     _settings()
     _emit(run_ai4i(data), as_json, "AI4I 2020")
+
+
+# Command modules under forewarn/commands/, each exposing register(app). Add new areas here.
+AREAS: tuple[str, ...] = ()
+for _area in AREAS:
+    importlib.import_module(f"forewarn.commands.{_area}").register(app)
 
 
 def main() -> None:
