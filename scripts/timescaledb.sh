@@ -33,12 +33,23 @@ export DEBIAN_FRONTEND=noninteractive
 APT_OPTS=(-y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confold)
 
 START=$(date +%s)
-log() { printf 'timescaledb: %s\n' "$*"; }
+log() { printf 'timescaledb [+%ss]: %s\n' "$(($(date +%s) - START))" "$*"; }
 die() {
     printf 'timescaledb: FAILED: %s\n' "$*" >&2
     exit 1
 }
 trap 'die "command failed (line $LINENO): $BASH_COMMAND"' ERR
+APT_LOG=/tmp/forewarn-timescaledb-apt.log
+# apt with its output in $APT_LOG, three tries (a mirror can hiccup); the log's tail on failure.
+apt_run() {
+    local try
+    for try in 1 2 3; do
+        if apt-get "${APT_OPTS[@]}" "$@" >>"$APT_LOG" 2>&1; then return 0; fi
+        [ "$try" = 3 ] || { log "apt-get $* failed (try $try), retrying in 5 s"; sleep 5; }
+    done
+    tail -n 20 "$APT_LOG" >&2
+    return 1
+}
 
 [ "$(id -u)" = 0 ] || die "must run as root (it installs packages and restarts PostgreSQL)"
 command -v pg_ctlcluster >/dev/null || die "pg_ctlcluster not found: is PostgreSQL installed from Debian's packages?"
@@ -159,22 +170,25 @@ if ! extension_installed; then
 
     # --- 2. build tools and the server headers ---------------------------------------------
     log "apt-get update"
-    apt-get "${APT_OPTS[@]}" update >/tmp/forewarn-timescaledb-apt.log 2>&1 ||
-        { tail -n 20 /tmp/forewarn-timescaledb-apt.log >&2; die "apt-get update failed"; }
+    : >"$APT_LOG"
+    if ! apt_run update; then
+        # Leave no source behind that breaks every later apt-get update on this machine.
+        rm -f "$SRC_LIST" "$PIN_FILE"
+        die "apt-get update failed with the ${SUITE} deb-src line (removed again; log: $APT_LOG)"
+    fi
     BUILD_DEPS=(cmake make gcc dpkg-dev "postgresql-server-dev-${PG_MAJOR}" libssl-dev)
     log "apt-get install ${BUILD_DEPS[*]}"
     # --no-upgrade: never upgrade an installed package (the running server's above all).
-    apt-get "${APT_OPTS[@]}" install --no-install-recommends --no-upgrade "${BUILD_DEPS[@]}" \
-        >>/tmp/forewarn-timescaledb-apt.log 2>&1 ||
-        { tail -n 20 /tmp/forewarn-timescaledb-apt.log >&2; die "apt-get install of the build tools failed"; }
+    apt_run install --no-install-recommends --no-upgrade "${BUILD_DEPS[@]}" ||
+        die "apt-get install of the build tools failed (log: $APT_LOG)"
 
     # --- 3. fetch, build, install ------------------------------------------------------------
     rm -rf "$BUILD_ROOT"
     mkdir -p "$BUILD_ROOT"
     cd "$BUILD_ROOT"
     log "apt-get source timescaledb/${SUITE}"
-    apt-get "${APT_OPTS[@]}" source "timescaledb/${SUITE}" >>/tmp/forewarn-timescaledb-apt.log 2>&1 ||
-        { tail -n 20 /tmp/forewarn-timescaledb-apt.log >&2; die "apt-get source timescaledb/${SUITE} failed"; }
+    apt_run source "timescaledb/${SUITE}" ||
+        die "apt-get source timescaledb/${SUITE} failed (log: $APT_LOG)"
     SRC_DIR=$(find "$BUILD_ROOT" -mindepth 1 -maxdepth 1 -type d -name 'timescaledb-*' | head -n 1)
     [ -n "$SRC_DIR" ] || die "apt-get source left no timescaledb-* folder in ${BUILD_ROOT}"
     log "building $(basename "$SRC_DIR") against PostgreSQL ${PG_MAJOR} (Apache-2 edition, as Debian builds it)"
