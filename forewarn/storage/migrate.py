@@ -7,7 +7,12 @@ from importlib import resources
 
 import psycopg
 
+from forewarn.storage.timescale import enable_hypertables
+
 log = logging.getLogger(__name__)
+
+# Time-series tables and their chunk interval when the server has TimescaleDB.
+HYPERTABLES = {"readings": "1 day", "machine_events": "7 days", "predictions": "1 day"}
 
 # Arbitrary constant: every Forewarn process that migrates takes the same transaction-level lock,
 # so two services starting at once apply each migration exactly once.
@@ -46,4 +51,6 @@ def migrate(conn: psycopg.Connection) -> list[str]:
             conn.execute(sql.encode())  # bytes: run as one multi-statement script
             conn.execute("insert into schema_migrations (name) values (%s)", (name,))
             applied_now.append(name)
+        # Detected here, never a setting: the same tables become hypertables when TimescaleDB exists.
+        enable_hypertables(conn, HYPERTABLES)
     return applied_now
