@@ -1,0 +1,78 @@
+"""The composition root of the HTTP API: ``create_app(settings, *, pool=None, publish=None)``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from psycopg_pool import ConnectionPool
+
+from api import errors
+from api.auth import KeyCache, TokenBucket, authorize, check_rules
+from api.deps import Publish
+from api.metrics import Metrics, MetricsMiddleware
+from api.routes import alerts, health, keys, machines, models, predictions, roi, webhooks
+from forewarn.errors import ConfigError
+from forewarn.settings import Settings
+
+POOL_TIMEOUT_S = 5.0  # wait at most this long for a connection before answering 503
+DESCRIPTION = """Forewarn predictive-maintenance API.
+
+Authenticate with an API key in `X-API-Key` (or `Authorization: Bearer`); create one with
+`forewarn keys create --name N --role R`. Maintenance systems poll `GET /v1/alerts/changes` with the
+`next_cursor` of their previous poll, then acknowledge and resolve alerts.
+"""
+
+
+def create_app(
+    settings: Settings, *, pool: ConnectionPool | None = None, publish: Publish | None = None
+) -> FastAPI:
+    """Build the app. Without ``pool`` one is opened from ``settings.db.url`` in the lifespan.
+
+    ``publish(topic, payload)`` sends maintenance orders over MQTT; None disables them.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if pool is not None:
+            app.state.pool = pool
+            yield
+            return
+        if settings.db.url is None:
+            raise ConfigError("FOREWARN_DB__URL", "the API needs a database URL or a pool")
+        # open without waiting: the API starts while the database is down and reports 503
+        own = ConnectionPool(
+            settings.db.url.get_secret_value(),
+            min_size=settings.db.pool_min,
+            max_size=settings.db.pool_max,
+            timeout=min(settings.db.connect_timeout_s, POOL_TIMEOUT_S),
+            name="forewarn-api",
+            open=False,
+        )
+        own.open(wait=False)
+        app.state.pool = own
+        try:
+            yield
+        finally:
+            own.close()
+
+    app = FastAPI(
+        title="Forewarn",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        dependencies=[Depends(authorize)],
+    )
+    app.state.settings = settings
+    app.state.publish = publish
+    app.state.pool = pool
+    app.state.keys = KeyCache()
+    app.state.limiter = TokenBucket(settings.api.rate_limit_per_min)
+    app.state.metrics = Metrics()
+    for module in (health, machines, predictions, alerts, models, roi, webhooks, keys):
+        app.include_router(module.router)
+    errors.install(app)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    check_rules(app.routes)
+    return app

@@ -1,0 +1,168 @@
+"""API keys, roles and the per-route access matrix, enforced for every route in one dependency.
+
+Roles are not a ladder: a maintenance system (CMMS) polls, acknowledges and resolves but does not
+dismiss; an operator acknowledges, resolves and dismisses from the dashboard; admins also manage
+models, keys and webhooks; viewers read. ``ROUTE_ROLES`` names the roles of every route;
+:func:`check_rules` refuses to build an app with a route missing from it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import HTTPException, Request, Security
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from psycopg_pool import ConnectionPool
+
+from forewarn.storage.keys import ApiKey, hash_key, lookup_key
+
+PUBLIC: frozenset[str] = frozenset()
+READ = frozenset({"viewer", "operator", "maintenance", "admin"})
+ACT = frozenset({"operator", "maintenance", "admin"})  # acknowledge, resolve
+DISMISS = frozenset({"operator", "admin"})
+ADMIN = frozenset({"admin"})
+
+ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/v1/health"): PUBLIC,
+    ("GET", "/v1/ready"): PUBLIC,
+    ("GET", "/metrics"): READ,
+    ("GET", "/v1/machines"): READ,
+    ("GET", "/v1/machines/{machine_id}"): READ,
+    ("GET", "/v1/machines/{machine_id}/readings"): READ,
+    ("GET", "/v1/predictions"): READ,
+    ("GET", "/v1/alerts"): READ,
+    ("GET", "/v1/alerts/changes"): READ,
+    ("GET", "/v1/alerts/{alert_id}"): READ,
+    ("POST", "/v1/alerts/{alert_id}/acknowledge"): ACT,
+    ("POST", "/v1/alerts/{alert_id}/resolve"): ACT,
+    ("POST", "/v1/alerts/{alert_id}/dismiss"): DISMISS,
+    ("GET", "/v1/models"): READ,
+    ("POST", "/v1/models/{name}/promote"): ADMIN,
+    ("POST", "/v1/models/{name}/rollback"): ADMIN,
+    ("GET", "/v1/roi"): READ,
+    ("GET", "/v1/webhooks"): ADMIN,
+    ("POST", "/v1/webhooks"): ADMIN,
+    ("DELETE", "/v1/webhooks/{webhook_id}"): ADMIN,
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): ADMIN,
+    ("GET", "/v1/keys"): ADMIN,
+    ("POST", "/v1/keys"): ADMIN,
+    ("DELETE", "/v1/keys/{name}"): ADMIN,
+}
+# Framework routes that carry no data: the OpenAPI document and its viewers.
+DOC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+
+KEY_CACHE_TTL_S = 5.0  # a revoked key stops working within this time
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
+_bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
+
+
+def api_routes(routes: Sequence[object]) -> Iterator[APIRoute]:
+    """Every APIRoute, also inside included routers (FastAPI >= 0.130 keeps them lazily nested)."""
+    for r in routes:
+        if isinstance(r, APIRoute):
+            yield r
+        elif hasattr(r, "effective_route_contexts"):
+            for ctx in r.effective_route_contexts():
+                if isinstance(ctx.original_route, APIRoute):
+                    yield ctx.original_route
+        elif hasattr(r, "routes"):
+            yield from api_routes(r.routes)
+
+
+def check_rules(routes: Sequence[object]) -> None:
+    """Raise unless every API route has an entry in ROUTE_ROLES (and every entry a route)."""
+    seen = set()
+    for r in api_routes(routes):
+        for method in r.methods or ():
+            if (method, r.path) not in ROUTE_ROLES:
+                raise RuntimeError(f"route {method} {r.path} has no entry in ROUTE_ROLES")
+            seen.add((method, r.path))
+    stale = set(ROUTE_ROLES) - seen
+    if stale:
+        raise RuntimeError(f"ROUTE_ROLES names routes that do not exist: {sorted(stale)}")
+
+
+class TokenBucket:
+    """Per-key rate limit: ``rate_per_min`` requests a minute with bursts up to the same number."""
+
+    def __init__(self, rate_per_min: int) -> None:
+        self.capacity = float(rate_per_min)
+        self.refill_per_s = rate_per_min / 60.0
+        self._buckets: dict[int, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key_id: int, now: float) -> float:
+        """0 when allowed, otherwise the seconds until a token is available."""
+        with self._lock:
+            tokens, last = self._buckets.get(key_id, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - last) * self.refill_per_s)
+            if tokens >= 1.0:
+                self._buckets[key_id] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[key_id] = (tokens, now)
+            return (1.0 - tokens) / self.refill_per_s
+
+
+@dataclass
+class KeyCache:
+    """Verified keys by hash for a few seconds, so a hot polling loop does not hit the database."""
+
+    ttl_s: float = KEY_CACHE_TTL_S
+    _entries: dict[str, tuple[ApiKey, float]] = field(default_factory=dict)
+
+    def get(self, pool: ConnectionPool, key: str, now: float) -> ApiKey | None:
+        digest = hash_key(key)
+        hit = self._entries.get(digest)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        with pool.connection() as conn:
+            found = lookup_key(conn, key)
+        if found is None:
+            self._entries.pop(digest, None)
+            return None
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[digest] = (found, now + self.ttl_s)
+        return found
+
+
+def authorize(
+    request: Request,
+    api_key: Annotated[str | None, Security(_api_key_header)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+) -> ApiKey | None:
+    """Enforce ROUTE_ROLES for the matched route: 401 without a valid key, 403 for a wrong role."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", "")
+    roles = ROUTE_ROLES.get((request.method, path))
+    if roles is None:  # check_rules makes this unreachable; fail closed anyway
+        raise HTTPException(403, "this route has no access rule")
+    if roles is PUBLIC:
+        return None
+    supplied = api_key or (bearer.credentials if bearer else None)
+    if not supplied:
+        raise HTTPException(
+            401,
+            "missing API key: send X-API-Key or Authorization: Bearer",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    state = request.app.state
+    now = time.monotonic()
+    key = state.keys.get(state.pool, supplied, now)
+    if key is None:
+        raise HTTPException(401, "invalid or revoked API key", {"WWW-Authenticate": "Bearer"})
+    if key.role not in roles:
+        raise HTTPException(
+            403, f"role {key.role!r} may not {request.method} {path}; needs one of {sorted(roles)}"
+        )
+    wait = state.limiter.take(key.id, now)
+    if wait > 0:
+        raise HTTPException(429, "rate limit exceeded", {"Retry-After": str(max(1, round(wait)))})
+    request.state.key = key
+    return key

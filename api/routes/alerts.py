@@ -1,0 +1,222 @@
+"""Alerts: list and filter, poll changes by cursor, acknowledge, resolve, dismiss."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Path, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from api.deps import Caller, Conn, Now, PublishDep, SettingsDep
+from api.schemas import (
+    AckRequest,
+    Alert,
+    AlertChanges,
+    AlertDetail,
+    AlertPage,
+    DismissRequest,
+    Problem,
+    ResolveRequest,
+    SeverityName,
+    Status,
+)
+from api.timeparams import TimeParam, check_time
+from forewarn.errors import NotFound
+from forewarn.storage import alerts as store
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
+AlertId = Annotated[int, Path(ge=1, le=2**62)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Replaying a request with the same key returns the first response.",
+    ),
+]
+CHANGE_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem},
+    409: {"model": Problem, "description": "Version mismatch or transition not allowed."},
+    422: {"model": Problem},
+}
+
+
+@router.get("", response_model=AlertPage)
+def list_alerts(
+    conn: Conn,
+    status: Annotated[list[Status] | None, Query()] = None,
+    severity: Annotated[list[SeverityName] | None, Query()] = None,
+    machine_id: Annotated[str | None, Query(max_length=200)] = None,
+    mode: Annotated[str | None, Query(max_length=200)] = None,
+    site_id: Annotated[str | None, Query(max_length=200)] = None,
+    since: TimeParam = None,
+    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AlertPage:
+    """Alerts newest first, filtered; page with before_id."""
+    rows = store.list_alerts(
+        conn,
+        status=status or (),
+        severity=severity or (),
+        machine_id=machine_id,
+        mode=mode,
+        site_id=site_id,
+        since=check_time(since, "since"),
+        before_id=before_id,
+        limit=limit,
+    )
+    nxt = rows[-1]["id"] if len(rows) == limit else None
+    return AlertPage(alerts=[Alert(**r) for r in rows], next_before_id=nxt)
+
+
+@router.get("/changes", response_model=AlertChanges)
+def alert_changes(
+    conn: Conn,
+    cursor: Annotated[
+        int, Query(ge=0, le=2**62, description="next_cursor of the last poll; 0 first.")
+    ] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AlertChanges:
+    """Alerts created or changed after the cursor, in commit order: no gap, no repeat.
+
+    An alert changed several times since the cursor appears once, in its latest state.
+    """
+    rows, nxt = store.alert_changes(conn, cursor, limit)
+    return AlertChanges(
+        alerts=[Alert(**r) for r in rows], next_cursor=nxt, has_more=len(rows) == limit
+    )
+
+
+@router.get("/{alert_id}", response_model=AlertDetail, responses={404: {"model": Problem}})
+def get_alert(conn: Conn, alert_id: AlertId) -> AlertDetail:
+    """One alert with every transition (actor, time, reason)."""
+    row = store.get_alert(conn, alert_id)
+    if row is None:
+        raise NotFound(f"alert {alert_id} does not exist")
+    return AlertDetail(**row)
+
+
+def _request_hash(alert_id: int, op: str, body: BaseModel) -> str:
+    text = json.dumps([alert_id, op, body.model_dump(mode="json")], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _change(
+    conn: Any,
+    caller: Any,
+    now: Any,
+    alert_id: int,
+    op: str,
+    to_status: str,
+    body: AckRequest | ResolveRequest | DismissRequest,
+    idem: str | None,
+    reason: str,
+) -> tuple[JSONResponse | Alert, dict[str, Any] | None]:
+    """Apply a transition in one transaction, replaying a stored response for a reused key."""
+    rhash = _request_hash(alert_id, op, body)
+    with conn.transaction():
+        if idem is not None:
+            conn.execute(
+                "select pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                (f"idem:{caller.id}:{idem}",),
+            )
+            stored = conn.execute(
+                "select request_hash, status_code, response from idempotency_keys"
+                " where api_key_id = %s and key = %s",
+                (caller.id, idem),
+            ).fetchone()
+            if stored is not None:
+                if stored[0] != rhash:
+                    raise HTTPException(422, "Idempotency-Key was used for a different request")
+                return JSONResponse(stored[2], status_code=stored[1]), None
+        detail: dict[str, Any] = {}
+        if isinstance(body, ResolveRequest):
+            detail = {"action": body.action, "note": body.note}
+        alert, changed = store.transition(
+            conn,
+            alert_id,
+            to_status,
+            actor=caller.name,
+            reason=reason,
+            now=now,
+            detail=detail,
+            expected_version=body.expected_version,
+        )
+        if changed and isinstance(body, ResolveRequest):
+            store.insert_maintenance_event(
+                conn, alert, kind=body.action, actor=caller.name, note=body.note, now=now
+            )
+        out = Alert(**alert)
+        if idem is not None:
+            conn.execute(
+                "insert into idempotency_keys (api_key_id, key, request_hash, status_code, response)"
+                " values (%s, %s, %s, 200, %s)",
+                (caller.id, idem, rhash, json.dumps(out.model_dump(mode="json"))),
+            )
+    return out, (alert if changed else None)
+
+
+@router.post("/{alert_id}/acknowledge", response_model=Alert, responses=CHANGE_ERRORS)
+def acknowledge(
+    conn: Conn,
+    caller: Caller,
+    now: Now,
+    alert_id: AlertId,
+    body: AckRequest,
+    idem: IdempotencyKey = None,
+) -> JSONResponse | Alert:
+    """Acknowledge an open alert (idempotent: acknowledging twice changes nothing)."""
+    out, _ = _change(conn, caller, now, alert_id, "ack", "acknowledged", body, idem, body.reason)
+    return out
+
+
+@router.post("/{alert_id}/resolve", response_model=Alert, responses=CHANGE_ERRORS)
+def resolve(
+    conn: Conn,
+    caller: Caller,
+    now: Now,
+    settings: SettingsDep,
+    publish: PublishDep,
+    alert_id: AlertId,
+    body: ResolveRequest,
+    idem: IdempotencyKey = None,
+) -> JSONResponse | Alert:
+    """Resolve with the maintenance done: stores a maintenance event and sends a maintenance order."""
+    out, changed = _change(
+        conn, caller, now, alert_id, "resolve", "resolved", body, idem, body.note or body.action
+    )
+    if changed is not None and publish is not None:
+        _send_order(conn, settings.mqtt.topic_root, publish, changed, body.action)
+    return out
+
+
+def _send_order(conn: Any, root: str, publish: Any, alert: dict[str, Any], action: str) -> None:
+    row = conn.execute(
+        "select site_id from machines where id = %s", (alert["machine_id"],)
+    ).fetchone()
+    topic = f"{root}/{row[0]}/{alert['machine_id']}/command"
+    payload = json.dumps({"action": action, "alert_id": alert["id"]}).encode()
+    try:
+        publish(topic, payload)
+    except Exception:  # the event is stored; a broker hiccup must not fail the resolution
+        log.exception("could not publish the maintenance order for alert %s", alert["id"])
+
+
+@router.post("/{alert_id}/dismiss", response_model=Alert, responses=CHANGE_ERRORS)
+def dismiss(
+    conn: Conn,
+    caller: Caller,
+    now: Now,
+    alert_id: AlertId,
+    body: DismissRequest,
+    idem: IdempotencyKey = None,
+) -> JSONResponse | Alert:
+    """Dismiss as a false alarm, with a reason."""
+    out, _ = _change(conn, caller, now, alert_id, "dismiss", "dismissed", body, idem, body.reason)
+    return out

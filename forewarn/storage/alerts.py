@@ -1,0 +1,440 @@
+"""Alert storage: raise, transition, escalate, poll by change cursor, hysteresis state, thresholds.
+
+Every function that writes an alert first takes the next value of the single-row change counter
+(``alert_change_counter``). That row lock is held until commit, so alert writers commit one after
+another in change_seq order, and a poller reading ``change_seq > cursor`` can never later see a row
+whose change_seq is at or below a cursor it already returned: no gap and no repeat. Taking the
+counter *before* any alert row lock keeps the lock order the same everywhere (no deadlock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from psycopg import Connection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from forewarn.errors import Conflict, NotFound
+from forewarn.storage.webhooks import enqueue_deliveries
+
+ALERT_COLUMNS = (
+    "id, machine_id, mode, status, severity, failure_prob, ttf_h, ttf_low_h, ttf_high_h,"
+    " contributions, model_version_id, inputs_age_s, recommended_action, created_at, updated_at,"
+    " escalated_at, version, change_seq"
+)
+ALLOWED = {
+    "open": {"acknowledged", "resolved", "dismissed"},
+    "acknowledged": {"resolved", "dismissed"},
+    "resolved": set(),
+    "dismissed": set(),
+}
+EVENT_OF_STATUS = {
+    "open": "alert.raised",
+    "acknowledged": "alert.acknowledged",
+    "resolved": "alert.resolved",
+    "dismissed": "alert.dismissed",
+}
+
+
+def next_change_seq(conn: Connection) -> int:
+    """Lock the change counter (until commit) and take its next value."""
+    row = conn.execute(
+        "update alert_change_counter set seq = seq + 1 where id = 1 returning seq"
+    ).fetchone()
+    assert row is not None, "migration 020 seeds the counter row"
+    return int(row[0])
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    machine_id: str
+    mode: str
+    severity: str
+    failure_prob: float
+    ttf_h: float | None
+    ttf_low_h: float | None
+    ttf_high_h: float | None
+    contributions: Any
+    model_version_id: int | None
+    inputs_age_s: float | None
+    recommended_action: str
+
+
+def open_alerts(conn: Connection, machine_ids: Sequence[str]) -> dict[tuple[str, str], int]:
+    """(machine, mode) -> id of the open or acknowledged alert, for the given machines."""
+    rows = conn.execute(
+        "select machine_id, mode, id from alerts"
+        " where status in ('open', 'acknowledged') and machine_id = any(%s)",
+        (list(machine_ids),),
+    ).fetchall()
+    return {(r[0], r[1]): int(r[2]) for r in rows}
+
+
+def _fetch(conn: Connection, alert_id: int, *, lock: bool = False) -> dict[str, Any] | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            f"select {ALERT_COLUMNS} from alerts where id = %s" + (" for update" if lock else ""),
+            (alert_id,),
+        )
+        return cur.fetchone()
+
+
+def _log(
+    conn: Connection,
+    alert: dict[str, Any],
+    from_status: str | None,
+    actor: str,
+    reason: str,
+    detail: dict[str, Any],
+    now: datetime,
+    event: str,
+) -> None:
+    conn.execute(
+        "insert into alert_transitions (alert_id, from_status, to_status, actor, reason, detail, at)"
+        " values (%s, %s, %s, %s, %s, %s, %s)",
+        (alert["id"], from_status, alert["status"], actor, reason, Jsonb(detail), now),
+    )
+    enqueue_deliveries(conn, event, alert["id"], {"event": event, "alert": jsonable(alert)})
+
+
+def jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with datetimes as ISO strings (for webhook payloads and idempotency records)."""
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+def insert_alert(conn: Connection, a: NewAlert, *, actor: str, now: datetime) -> dict[str, Any]:
+    """Create an open alert (the caller checked de-duplication; the unique index enforces it)."""
+    seq = next_change_seq(conn)
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "insert into alerts (machine_id, mode, status, severity, failure_prob, ttf_h, ttf_low_h,"
+            " ttf_high_h, contributions, model_version_id, inputs_age_s, recommended_action,"
+            " created_at, updated_at, change_seq)"
+            " values (%s, %s, 'open', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            f" returning {ALERT_COLUMNS}",
+            (
+                a.machine_id,
+                a.mode,
+                a.severity,
+                a.failure_prob,
+                a.ttf_h,
+                a.ttf_low_h,
+                a.ttf_high_h,
+                Jsonb(a.contributions),
+                a.model_version_id,
+                a.inputs_age_s,
+                a.recommended_action,
+                now,
+                now,
+                seq,
+            ),
+        )
+        alert = cur.fetchone()
+    assert alert is not None
+    _log(conn, alert, None, actor, "raised", {"failure_prob": a.failure_prob}, now, "alert.raised")
+    return alert
+
+
+def refresh_alert(
+    conn: Connection, alert_id: int, a: NewAlert, *, actor: str, now: datetime
+) -> bool:
+    """Update an open alert with a newer prediction when its severity changed; True if written.
+
+    Unchanged severity writes nothing, so pollers are not flooded by every new score.
+    """
+    current = _fetch(conn, alert_id)
+    if current is None or current["severity"] == a.severity:
+        return False
+    seq = next_change_seq(conn)
+    current = _fetch(conn, alert_id, lock=True)
+    if current is None or current["status"] not in ("open", "acknowledged"):
+        return False
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "update alerts set severity = %s, failure_prob = %s, ttf_h = %s, ttf_low_h = %s,"
+            " ttf_high_h = %s, contributions = %s, model_version_id = %s, inputs_age_s = %s,"
+            " recommended_action = %s, updated_at = %s, version = version + 1, change_seq = %s"
+            f" where id = %s returning {ALERT_COLUMNS}",
+            (
+                a.severity,
+                a.failure_prob,
+                a.ttf_h,
+                a.ttf_low_h,
+                a.ttf_high_h,
+                Jsonb(a.contributions),
+                a.model_version_id,
+                a.inputs_age_s,
+                a.recommended_action,
+                now,
+                seq,
+                alert_id,
+            ),
+        )
+        alert = cur.fetchone()
+    assert alert is not None
+    detail = {"severity_from": current["severity"], "severity_to": a.severity}
+    _log(conn, alert, current["status"], actor, "severity changed", detail, now, "alert.updated")
+    return True
+
+
+def transition(
+    conn: Connection,
+    alert_id: int,
+    to_status: str,
+    *,
+    actor: str,
+    reason: str,
+    now: datetime,
+    detail: dict[str, Any] | None = None,
+    expected_version: int | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Move an alert to ``to_status``; returns (alert, changed).
+
+    Asking for the status the alert already has is a no-op (idempotent). A stale
+    ``expected_version`` or a transition the lifecycle forbids raises Conflict.
+    """
+    seq = next_change_seq(conn)
+    alert = _fetch(conn, alert_id, lock=True)
+    if alert is None:
+        raise NotFound(f"alert {alert_id} does not exist")
+    if expected_version is not None and alert["version"] != expected_version:
+        raise Conflict(f"alert {alert_id} is at version {alert['version']}, not {expected_version}")
+    if alert["status"] == to_status:
+        return alert, False
+    if to_status not in ALLOWED[alert["status"]]:
+        raise Conflict(f"alert {alert_id} is {alert['status']}; it cannot become {to_status}")
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "update alerts set status = %s, updated_at = %s, version = version + 1,"
+            f" change_seq = %s where id = %s returning {ALERT_COLUMNS}",
+            (to_status, now, seq, alert_id),
+        )
+        new = cur.fetchone()
+    assert new is not None
+    _log(conn, new, alert["status"], actor, reason, detail or {}, now, EVENT_OF_STATUS[to_status])
+    return new, True
+
+
+def escalate_due(conn: Connection, *, now: datetime, after_s: float) -> list[int]:
+    """Escalate open alerts unacknowledged for longer than ``after_s``; returns their ids."""
+    due = [
+        int(r[0])
+        for r in conn.execute(
+            "select id from alerts where status = 'open' and escalated_at is null"
+            " and created_at <= %s order by id",
+            (now - timedelta(seconds=after_s),),
+        )
+    ]
+    done = []
+    for alert_id in due:
+        seq = next_change_seq(conn)
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                "update alerts set escalated_at = %s, updated_at = %s, version = version + 1,"
+                " change_seq = %s where id = %s and status = 'open' and escalated_at is null"
+                f" returning {ALERT_COLUMNS}",
+                (now, now, seq, alert_id),
+            )
+            alert = cur.fetchone()
+        if alert is None:
+            continue
+        detail = {"after_s": after_s}
+        _log(conn, alert, "open", "system", "escalated", detail, now, "alert.escalated")
+        done.append(alert_id)
+    return done
+
+
+def insert_maintenance_event(
+    conn: Connection, alert: dict[str, Any], *, kind: str, actor: str, note: str, now: datetime
+) -> None:
+    """Record the maintenance that resolved an alert, as a machine event (a label for models).
+
+    seq is the negated alert id: device sequence numbers are positive, and an alert is resolved once.
+    """
+    conn.execute(
+        "insert into machine_events (machine_id, seq, ts, event, mode, kind, detail)"
+        " values (%s, %s, %s, 'maintenance', %s, %s, %s) on conflict do nothing",
+        (
+            alert["machine_id"],
+            -int(alert["id"]),
+            now,
+            alert["mode"],
+            kind,
+            Jsonb({"alert_id": alert["id"], "actor": actor, "note": note, "source": "api"}),
+        ),
+    )
+
+
+def get_alert(conn: Connection, alert_id: int) -> dict[str, Any] | None:
+    """One alert with its transitions, or None."""
+    alert = _fetch(conn, alert_id)
+    if alert is None:
+        return None
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "select from_status, to_status, actor, reason, detail, at from alert_transitions"
+            " where alert_id = %s order by id",
+            (alert_id,),
+        )
+        alert["transitions"] = cur.fetchall()
+    return alert
+
+
+def list_alerts(
+    conn: Connection,
+    *,
+    status: Sequence[str] = (),
+    machine_id: str | None = None,
+    mode: str | None = None,
+    severity: Sequence[str] = (),
+    site_id: str | None = None,
+    since: datetime | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Alerts, newest first, filtered; page with ``before_id`` (the last id of the previous page)."""
+    where: list[str] = ["true"]
+    args: list[Any] = []
+    if status:
+        where.append("a.status = any(%s)")
+        args.append(list(status))
+    if severity:
+        where.append("a.severity = any(%s)")
+        args.append(list(severity))
+    for col, val in (("a.machine_id", machine_id), ("a.mode", mode), ("m.site_id", site_id)):
+        if val is not None:
+            where.append(f"{col} = %s")
+            args.append(val)
+    if since is not None:
+        where.append("a.created_at >= %s")
+        args.append(since)
+    if before_id is not None:
+        where.append("a.id < %s")
+        args.append(before_id)
+    cols = ", ".join(f"a.{c.strip()}" for c in ALERT_COLUMNS.split(","))
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            f"select {cols} from alerts a join machines m on m.id = a.machine_id"
+            f" where {' and '.join(where)} order by a.id desc limit %s",
+            (*args, limit),
+        )
+        return cur.fetchall()
+
+
+def alert_changes(conn: Connection, cursor: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """Alerts created or changed after ``cursor`` in change order, and the cursor to poll next."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            f"select {ALERT_COLUMNS} from alerts where change_seq > %s order by change_seq limit %s",
+            (cursor, limit),
+        )
+        rows = cur.fetchall()
+    return rows, (int(rows[-1]["change_seq"]) if rows else cursor)
+
+
+# --- hysteresis state -----------------------------------------------------------------------
+
+
+def load_states(conn: Connection, machine_ids: Sequence[str]) -> dict[str, tuple[int, bool]]:
+    """machine -> (consecutive_high, active)."""
+    rows = conn.execute(
+        "select machine_id, consecutive_high, active from alert_state where machine_id = any(%s)",
+        (list(machine_ids),),
+    ).fetchall()
+    return {r[0]: (int(r[1]), bool(r[2])) for r in rows}
+
+
+def save_states(
+    conn: Connection, states: Iterable[tuple[str, int, bool, datetime]], *, now: datetime
+) -> None:
+    """Upsert (machine, consecutive_high, active, last_ts) rows."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into alert_state (machine_id, consecutive_high, active, last_ts, updated_at)"
+            " values (%s, %s, %s, %s, %s) on conflict (machine_id) do update set"
+            " consecutive_high = excluded.consecutive_high, active = excluded.active,"
+            " last_ts = excluded.last_ts, updated_at = excluded.updated_at",
+            [(m, n, a, ts, now) for m, n, a, ts in states],
+        )
+
+
+def new_champion_predictions(conn: Connection, *, per_machine: int = 500) -> list[dict[str, Any]]:
+    """Champion predictions newer than each machine's processed position, per machine in time order."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "select p.machine_id, m.type_id, p.ts, p.model_version_id, p.failure_prob, p.rul_h,"
+            " p.rul_low_h, p.rul_high_h, p.mode, p.contributions, p.data_quality"
+            " from machines m left join alert_state s on s.machine_id = m.id"
+            " cross join lateral (select * from predictions p where p.machine_id = m.id"
+            "   and p.role = 'champion' and p.ts > coalesce(s.last_ts, '-infinity')"
+            "   order by p.ts limit %s) p"
+            " order by p.machine_id, p.ts",
+            (per_machine,),
+        )
+        return cur.fetchall()
+
+
+def flag_predictions(conn: Connection, flags: Iterable[tuple[str, datetime, str]]) -> None:
+    """Mark (machine, ts) champion predictions as low data quality with a reason."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "update predictions set data_quality = %s"
+            " where machine_id = %s and ts = %s and role = 'champion' and data_quality = 'ok'",
+            [(q, m, ts) for m, ts, q in flags],
+        )
+
+
+# --- thresholds -----------------------------------------------------------------------------
+
+
+def load_thresholds(conn: Connection) -> dict[str, tuple[float, float]]:
+    """type_id -> (high, low) overrides; types without a row use the settings."""
+    rows = conn.execute("select type_id, high, low from alert_thresholds").fetchall()
+    return {r[0]: (float(r[1]), float(r[2])) for r in rows}
+
+
+def save_threshold(
+    conn: Connection,
+    type_id: str,
+    *,
+    high: float,
+    low: float,
+    source: str,
+    expected_savings: float | None,
+    samples: int | None,
+    now: datetime,
+) -> None:
+    conn.execute(
+        "insert into alert_thresholds (type_id, high, low, source, expected_savings, samples,"
+        " computed_at) values (%s, %s, %s, %s, %s, %s, %s) on conflict (type_id) do update set"
+        " high = excluded.high, low = excluded.low, source = excluded.source,"
+        " expected_savings = excluded.expected_savings, samples = excluded.samples,"
+        " computed_at = excluded.computed_at",
+        (type_id, high, low, source, expected_savings, samples, now),
+    )
+
+
+def labelled_history(
+    conn: Connection, type_id: str, *, horizon_h: float, limit: int = 100_000
+) -> list[tuple[float, bool]]:
+    """(champion probability, a failure followed within the horizon) for one machine type.
+
+    Only predictions whose horizon has passed (before the latest event or reading) count.
+    """
+    rows = conn.execute(
+        "with lim as (select greatest((select max(ts) from machine_events),"
+        "   (select max(ts) from predictions)) as t)"
+        " select p.failure_prob, exists (select 1 from machine_events e"
+        "   where e.machine_id = p.machine_id and e.event = 'failure'"
+        "   and e.ts > p.ts and e.ts <= p.ts + make_interval(secs => %s))"
+        " from predictions p join machines m on m.id = p.machine_id, lim"
+        " where m.type_id = %s and p.role = 'champion' and p.failure_prob is not null"
+        "   and p.data_quality = 'ok' and p.ts + make_interval(secs => %s) <= lim.t"
+        " order by p.ts desc limit %s",
+        (horizon_h * 3600, type_id, horizon_h * 3600, limit),
+    ).fetchall()
+    return [(float(r[0]), bool(r[1])) for r in rows]

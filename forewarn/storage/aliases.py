@@ -1,0 +1,100 @@
+"""Model versions and their movable aliases (champion/challenger): list, promote, roll back.
+
+A promotion moves the alias and records the move in model_alias_history and audit_log, all in
+the caller's single transaction, under a row lock on the alias so two promotions serialise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import Connection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from forewarn.errors import Conflict, NotFound
+
+
+def list_versions(conn: Connection, name: str | None = None) -> list[dict[str, Any]]:
+    """Every model version (no artifact) with the aliases pointing at it, newest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "select v.id, v.name, v.version, v.created_at, v.artifact_sha256, v.feature_hash,"
+            " v.metrics, v.params, v.train_from, v.train_to, v.code_revision,"
+            " coalesce(array(select a.alias from model_aliases a where a.version_id = v.id"
+            "   order by a.alias), '{}') as aliases"
+            " from model_versions v where (%(n)s::text is null or v.name = %(n)s)"
+            " order by v.name, v.version desc",
+            {"n": name},
+        )
+        return cur.fetchall()
+
+
+def _move(
+    conn: Connection, name: str, alias: str, version_id: int, previous: int | None, actor: str
+) -> dict[str, Any]:
+    conn.execute(
+        "insert into model_aliases (name, alias, version_id, updated_at) values (%s, %s, %s, now())"
+        " on conflict (name, alias) do update set version_id = excluded.version_id,"
+        " updated_at = excluded.updated_at",
+        (name, alias, version_id),
+    )
+    conn.execute(
+        "insert into model_alias_history (name, alias, version_id, previous_version_id, actor)"
+        " values (%s, %s, %s, %s, %s)",
+        (name, alias, version_id, previous, actor),
+    )
+    change = {
+        "name": name,
+        "alias": alias,
+        "version_id": version_id,
+        "previous_version_id": previous,
+    }
+    conn.execute(
+        "insert into audit_log (actor, action, target, detail) values (%s, %s, %s, %s)",
+        (actor, f"model.{alias}.move", name, Jsonb(change)),
+    )
+    return change
+
+
+def _current(conn: Connection, name: str, alias: str) -> int | None:
+    conn.execute(
+        "select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"alias:{name}:{alias}",)
+    )
+    row = conn.execute(
+        "select version_id from model_aliases where name = %s and alias = %s", (name, alias)
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def promote(conn: Connection, name: str, version: int, alias: str, *, actor: str) -> dict[str, Any]:
+    """Point ``alias`` of model ``name`` at ``version``."""
+    row = conn.execute(
+        "select id from model_versions where name = %s and version = %s", (name, version)
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"model {name!r} has no version {version}")
+    previous = _current(conn, name, alias)
+    if previous == int(row[0]):
+        return {
+            "name": name,
+            "alias": alias,
+            "version_id": previous,
+            "previous_version_id": previous,
+        }
+    return _move(conn, name, alias, int(row[0]), previous, actor)
+
+
+def rollback(conn: Connection, name: str, alias: str, *, actor: str) -> dict[str, Any]:
+    """Point ``alias`` back at the version it had before its latest move."""
+    current = _current(conn, name, alias)
+    if current is None:
+        raise NotFound(f"model {name!r} has no {alias}")
+    row = conn.execute(
+        "select previous_version_id from model_alias_history where name = %s and alias = %s"
+        " and version_id = %s order by id desc limit 1",
+        (name, alias, current),
+    ).fetchone()
+    if row is None or row[0] is None:
+        raise Conflict(f"the {alias} of {name!r} has no earlier version to roll back to")
+    return _move(conn, name, alias, int(row[0]), current, actor)

@@ -1,0 +1,175 @@
+"""Read queries behind the machines, readings and predictions API: latest risk, downsampled series."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from psycopg import Connection
+from psycopg.rows import dict_row
+
+BUCKET_ORIGIN = "2000-01-01T00:00:00Z"
+_RISK = (
+    "left join lateral (select ts, failure_prob, rul_h, rul_low_h, rul_high_h, mode, data_quality,"
+    " model_version_id from predictions where machine_id = m.id and role = 'champion'"
+    " order by ts desc limit 1) p on true"
+)
+_RISK_COLS = (
+    "p.ts as risk_ts, p.failure_prob, p.rul_h, p.rul_low_h, p.rul_high_h, p.mode as risk_mode,"
+    " p.data_quality, p.model_version_id"
+)
+
+
+def _all(conn: Connection, sql: str, args: Any) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(sql, args)
+        return cur.fetchall()
+
+
+def list_machines(
+    conn: Connection,
+    *,
+    site_id: str | None = None,
+    type_id: str | None = None,
+    order: str = "id",
+    limit: int = 500,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Machines with their latest champion risk and count of open alerts."""
+    order_by = {
+        "id": "m.id",
+        "risk": "p.failure_prob desc nulls last, m.id",
+    }[order]
+    return _all(
+        conn,
+        f"select m.id, m.site_id, m.line_id, m.type_id, {_RISK_COLS},"
+        " (select count(*) from alerts a where a.machine_id = m.id"
+        "   and a.status in ('open', 'acknowledged')) as open_alerts"
+        f" from machines m {_RISK}"
+        " where (%(site)s::text is null or m.site_id = %(site)s)"
+        " and (%(type)s::text is null or m.type_id = %(type)s)"
+        f" order by {order_by} limit %(limit)s offset %(offset)s",
+        {"site": site_id, "type": type_id, "limit": limit, "offset": offset},
+    )
+
+
+def machine_detail(conn: Connection, machine_id: str) -> dict[str, Any] | None:
+    """One machine with its type, sensors, latest reading, latest risk and open alerts."""
+    rows = _all(
+        conn,
+        f"select m.id, m.site_id, m.line_id, m.type_id, t.name as type_name, t.sensors,"
+        f" t.failure_modes, m.installed_at, {_RISK_COLS},"
+        " r.ts as reading_ts, r.values as reading_values"
+        f" from machines m join machine_types t on t.id = m.type_id {_RISK}"
+        " left join lateral (select ts, values from readings where machine_id = m.id"
+        "   order by ts desc limit 1) r on true"
+        " where m.id = %s",
+        (machine_id,),
+    )
+    if not rows:
+        return None
+    detail = rows[0]
+    detail["open_alert_ids"] = [
+        r["id"]
+        for r in _all(
+            conn,
+            "select id from alerts where machine_id = %s and status in ('open', 'acknowledged')"
+            " order by id",
+            (machine_id,),
+        )
+    ]
+    return detail
+
+
+def machine_exists(conn: Connection, machine_id: str) -> bool:
+    return (
+        conn.execute("select 1 from machines where id = %s", (machine_id,)).fetchone() is not None
+    )
+
+
+def downsampled_readings(
+    conn: Connection,
+    machine_id: str,
+    *,
+    start: datetime,
+    end: datetime,
+    bucket_s: int,
+    sensors: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Per time bucket and numeric sensor: avg, min, max and count (date_bin: plain SQL, any PG 14+)."""
+    return _all(
+        conn,
+        "select date_bin(make_interval(secs => %(b)s), r.ts, %(origin)s::timestamptz) as ts,"
+        " kv.key as sensor, avg((kv.value)::float8) as avg, min((kv.value)::float8) as min,"
+        " max((kv.value)::float8) as max, count(*) as count"
+        " from readings r cross join lateral jsonb_each(r.values) kv"
+        " where r.machine_id = %(m)s and r.ts >= %(start)s and r.ts < %(end)s"
+        " and jsonb_typeof(kv.value) = 'number'"
+        " and (%(sensors)s::text[] is null or kv.key = any(%(sensors)s::text[]))"
+        " group by 1, 2 order by 1, 2",
+        {
+            "b": bucket_s,
+            "origin": BUCKET_ORIGIN,
+            "m": machine_id,
+            "start": start,
+            "end": end,
+            "sensors": sensors or None,
+        },
+    )
+
+
+def predictions(
+    conn: Connection,
+    *,
+    machine_id: str | None,
+    role: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Predictions newest first, filtered."""
+    return _all(
+        conn,
+        "select machine_id, ts, role, model_version_id, failure_prob, rul_h, rul_low_h, rul_high_h,"
+        " anomaly, mode, contributions, data_quality, created_at from predictions"
+        " where (%(m)s::text is null or machine_id = %(m)s)"
+        " and (%(role)s::text is null or role = %(role)s)"
+        " and (%(start)s::timestamptz is null or ts >= %(start)s)"
+        " and (%(end)s::timestamptz is null or ts < %(end)s)"
+        " order by ts desc limit %(limit)s",
+        {"m": machine_id, "role": role, "start": start, "end": end, "limit": limit},
+    )
+
+
+def roi_summary(conn: Connection, *, since: datetime, until: datetime) -> dict[str, Any]:
+    """Counts and money over a window: alerts acted on, failures suffered, estimated savings.
+
+    A resolved alert is credited with (unplanned failure cost - planned maintenance cost) of its
+    machine type; a dismissed alert costs an inspection; failures cost downtime and repair.
+    """
+    rows = _all(
+        conn,
+        "with a as (select a.status, t.* from alerts a join machines m on m.id = a.machine_id"
+        "   join machine_types t on t.id = m.type_id where a.updated_at >= %(s)s"
+        "   and a.updated_at < %(u)s),"
+        " f as (select t.* from machine_events e join machines m on m.id = e.machine_id"
+        "   join machine_types t on t.id = m.type_id where e.event = 'failure'"
+        "   and e.ts >= %(s)s and e.ts < %(u)s)"
+        " select"
+        " (select count(*) from alerts where created_at >= %(s)s and created_at < %(u)s) as raised,"
+        " (select count(*) from a where status = 'resolved') as resolved,"
+        " (select count(*) from a where status = 'dismissed') as dismissed,"
+        " (select count(*) from alerts where status in ('open', 'acknowledged')) as open_now,"
+        " (select count(*) from f) as failures,"
+        " (select count(*) from machine_events where event = 'maintenance'"
+        "   and ts >= %(s)s and ts < %(u)s) as maintenance,"
+        " coalesce((select sum(repair_hours * downtime_cost_per_h + repair_cost) from f), 0)"
+        "   as failure_cost,"
+        " coalesce((select sum(repair_hours * downtime_cost_per_h + repair_cost"
+        "   - inspection_cost - planned_maintenance_cost - planned_hours * downtime_cost_per_h)"
+        "   from a where status = 'resolved'), 0)"
+        "  - coalesce((select sum(inspection_cost) from a where status = 'dismissed'), 0)"
+        "   as estimated_savings",
+        {"s": since, "u": until},
+    )
+    return rows[0]
