@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from psycopg_pool import ConnectionPool
@@ -13,9 +14,17 @@ from api.auth import KeyCache, TokenBucket, authorize, check_rules
 from api.deps import Publish
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import alerts, health, keys, machines, models, predictions, roi, webhooks
+from api.schemas import Problem
 from forewarn.errors import ConfigError
 from forewarn.settings import Settings
 
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "Missing, invalid or revoked API key."},
+    403: {"model": Problem, "description": "The key's role may not use this route."},
+    422: {"model": Problem, "description": "Invalid request; the detail says what is wrong."},
+    429: {"model": Problem, "description": "Rate limit of this key exceeded; see Retry-After."},
+    503: {"model": Problem, "description": "Database unavailable; see Retry-After."},
+}
 POOL_TIMEOUT_S = 5.0  # wait at most this long for a connection before answering 503
 DESCRIPTION = """Forewarn predictive-maintenance API.
 
@@ -71,7 +80,7 @@ def create_app(
     app.state.limiter = TokenBucket(settings.api.rate_limit_per_min)
     app.state.metrics = Metrics()
     for module in (health, machines, predictions, alerts, models, roi, webhooks, keys):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=COMMON_RESPONSES)
     errors.install(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     check_rules(app.routes)

@@ -116,6 +116,9 @@ class KeyCache:
     ttl_s: float = KEY_CACHE_TTL_S
     _entries: dict[str, tuple[ApiKey, float]] = field(default_factory=dict)
 
+    def clear(self) -> None:
+        self._entries.clear()
+
     def get(self, pool: ConnectionPool, key: str, now: float) -> ApiKey | None:
         digest = hash_key(key)
         hit = self._entries.get(digest)

@@ -26,7 +26,9 @@ class _Out(BaseModel):
 
 
 class Problem(BaseModel):
-    detail: str = Field(description="What is wrong, in words.")
+    detail: str | list[Any] = Field(
+        description="What is wrong: a sentence, or one entry per invalid field."
+    )
 
 
 class Health(_Out):

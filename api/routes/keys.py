@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from api.deps import Caller, Conn, Now
 from api.schemas import KeyCreate, KeyCreated, KeyInfo, Problem
@@ -30,10 +30,15 @@ def create_key(conn: Conn, caller: Caller, body: KeyCreate) -> KeyCreated:
 
 @router.delete("/{name}", status_code=204, responses={404: {"model": Problem}})
 def revoke_key(
-    conn: Conn, caller: Caller, now: Now, name: Annotated[str, Path(min_length=1, max_length=100)]
+    request: Request,
+    conn: Conn,
+    caller: Caller,
+    now: Now,
+    name: Annotated[str, Path(min_length=1, max_length=100)],
 ) -> Response:
-    """Revoke a key (takes effect within a few seconds on every API process)."""
+    """Revoke a key (at once in this process; within a few seconds in other API processes)."""
     if not store.revoke_key(conn, name, now=now):
         raise NotFound(f"no active key named {name!r}")
+    request.app.state.keys.clear()
     store.audit(conn, caller.name, "key.revoke", name)
     return Response(status_code=204)

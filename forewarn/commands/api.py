@@ -1,0 +1,162 @@
+"""`forewarn api` (HTTP API), `forewarn keys ...`, `forewarn alerts ...` and `forewarn bench api`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from forewarn.commands.bench import bench_app
+
+keys_app = typer.Typer(no_args_is_help=True, help="API keys (stored hashed, shown once).")
+alerts_app = typer.Typer(no_args_is_help=True, help="The alert engine.")
+Role = Annotated[str, typer.Option("--role", help="viewer, operator, maintenance or admin.")]
+
+
+def api(
+    host: Annotated[str | None, typer.Option(help="Override FOREWARN_API__HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Override FOREWARN_API__PORT.")] = None,
+) -> None:
+    """Serve the HTTP API (uvicorn); starts the embedded PostgreSQL when no URL is set."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.mqtt import mqtt_publisher
+    from forewarn.cli import _settings
+    from forewarn.storage.db import open_pool, prepared_database
+
+    settings = _settings()
+    with prepared_database(settings) as url, open_pool(url, settings, name="forewarn-api") as pool:
+        publish, close = mqtt_publisher(settings) if settings.mqtt.url else (None, None)
+        try:
+            app = create_app(settings, pool=pool, publish=publish)
+            uvicorn.run(
+                app,
+                host=host or settings.api.host,
+                port=settings.api.port if port is None else port,
+                log_level=settings.log_level.lower(),
+                access_log=False,
+            )
+        finally:
+            if close is not None:
+                close()
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="A unique name for the key.")], role: Role
+) -> None:
+    """Create an API key and print it once (only its SHA-256 is stored)."""
+    from forewarn.cli import _settings
+    from forewarn.storage.db import connect, prepared_database
+    from forewarn.storage.keys import ROLES, audit, create_key
+
+    if role not in ROLES:
+        raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint="--role")
+    settings = _settings()
+    with prepared_database(settings) as url, connect(url) as conn:
+        key = create_key(conn, name, role)
+        audit(conn, "cli", "key.create", name)
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys by name, role and prefix."""
+    from forewarn.cli import _settings
+    from forewarn.storage.db import connect, prepared_database
+    from forewarn.storage.keys import list_keys
+
+    with prepared_database(_settings()) as url, connect(url) as conn:
+        for k in list_keys(conn):
+            typer.echo(json.dumps(k, default=str))
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="Name of the key.")]) -> None:
+    """Revoke a key by name."""
+    from forewarn.cli import _settings
+    from forewarn.errors import NotFound
+    from forewarn.storage.db import connect, prepared_database
+    from forewarn.storage.keys import audit, revoke_key
+
+    with prepared_database(_settings()) as url, connect(url) as conn:
+        if not revoke_key(conn, name, now=datetime.now(UTC)):
+            raise NotFound(f"no active key named {name!r}")
+        audit(conn, "cli", "key.revoke", name)
+
+
+@alerts_app.command("run")
+def alerts_run(
+    interval_s: Annotated[float, typer.Option("--interval", help="Seconds between passes.")] = 1.0,
+    once: Annotated[bool, typer.Option(help="One pass, then exit.")] = False,
+) -> None:
+    """Raise, refresh, clear and escalate alerts from champion predictions; send webhooks."""
+    import httpx
+
+    from forewarn.cli import _settings
+    from forewarn.storage.db import connect, prepared_database
+    from forewarn.webhooks import deliver_pending
+    from models.alerting import run_alerting_loop, run_alerting_once
+
+    settings = _settings()
+    with prepared_database(settings) as url, httpx.Client(timeout=5.0) as client:
+        if once:
+            with connect(url, autocommit=True) as conn:
+                raised = run_alerting_once(conn, settings, datetime.now(UTC))
+                delivered, failed = deliver_pending(conn, client)
+            typer.echo(
+                json.dumps(
+                    {"raised": raised, "webhooks_delivered": delivered, "webhooks_failed": failed}
+                )
+            )
+            return
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        run_alerting_loop(settings, url, stop=stop, interval_s=interval_s, webhook_client=client)
+
+
+@alerts_app.command("thresholds")
+def alerts_thresholds() -> None:
+    """Per machine type, store the cost-optimal threshold backtested on labelled history."""
+    from forewarn.cli import _settings
+    from forewarn.storage.db import connect, prepared_database
+    from models.alerting import update_cost_thresholds
+
+    settings = _settings()
+    with prepared_database(settings) as url, connect(url) as conn:
+        typer.echo(json.dumps(update_cost_thresholds(conn, settings, datetime.now(UTC)), indent=2))
+
+
+@bench_app.command("api")
+def bench_api_cmd(
+    machines: Annotated[int, typer.Option(help="Machines to seed.")] = 500,
+    alerts: Annotated[int, typer.Option(help="Alerts to seed.")] = 20_000,
+    requests: Annotated[int, typer.Option(help="Requests per endpoint.")] = 20_000,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 32,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Seed a scratch schema, serve the API with uvicorn, and load the polling and machine-list endpoints."""
+    from api.bench import bench_api
+
+    from forewarn.cli import _emit, _settings
+    from forewarn.storage.db import prepared_database
+
+    settings = _settings()
+    with prepared_database(settings) as url:
+        result = bench_api(
+            url, machines=machines, alerts=alerts, requests=requests, concurrency=concurrency
+        )
+    _emit(result, as_json, "API benchmark")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `api`, `keys` and `alerts` to the CLI (`bench api` registers on import)."""
+    app.command("api")(api)
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(alerts_app, name="alerts")
