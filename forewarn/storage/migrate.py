@@ -7,6 +7,7 @@ from importlib import resources
 
 import psycopg
 
+from forewarn.storage.rollup_schema import prepare_rollups
 from forewarn.storage.timescale import enable_hypertables
 
 log = logging.getLogger(__name__)
@@ -53,4 +54,5 @@ def migrate(conn: psycopg.Connection) -> list[str]:
             applied_now.append(name)
         # Detected here, never a setting: the same tables become hypertables when TimescaleDB exists.
         enable_hypertables(conn, HYPERTABLES)
+        prepare_rollups(conn)  # roll-up hypertables; continuous aggregate with the community licence
     return applied_now

@@ -1,0 +1,243 @@
+"""Roll-ups on plain PostgreSQL 15, the embedded PostgreSQL 18 and TimescaleDB (PostgreSQL 15).
+
+The reference is computed in Python from the readings written, never by the code under test.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from forewarn.contract import Telemetry
+from forewarn.settings import load_settings
+from forewarn.storage.maintenance import run_maintenance
+from forewarn.storage.readings import insert_readings
+from forewarn.storage.rollups import (
+    BUCKETS,
+    RollupRow,
+    fleet_rollup,
+    floor_to,
+    rebuild_rollups,
+    refresh_rollups,
+    sensor_rollup,
+)
+from tests.factories import make_telemetry
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+START = T0 - timedelta(minutes=90)  # the data crosses a midnight: two day buckets
+STEP = timedelta(seconds=37)
+N = 300  # about three hours per machine
+MACHINES = ("m1", "m2")
+END = START + N * STEP
+
+Key = tuple[str, str, datetime]
+
+
+@pytest.fixture
+def conn(any_db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(any_db_url) as c:
+        yield c
+
+
+def _reading(machine: str, i: int, ts: datetime | None = None) -> Telemetry:
+    """Deterministic values: c is null every 5th reading, b is missing every 7th."""
+    k = MACHINES.index(machine) + 1 if machine in MACHINES else 3
+    values: dict[str, float | None] = {"a": float(i % 17) * k, "c": None if i % 5 == 0 else -i / 4}
+    if i % 7:
+        values["b"] = 100.0 + (i * 13) % 29
+    return make_telemetry(machine, seq=i, ts=ts or START + i * STEP, values=values)
+
+
+def _write(conn: psycopg.Connection, rows: list[Telemetry]) -> list[Telemetry]:
+    insert_readings(conn, rows)
+    conn.commit()
+    return rows
+
+
+def _expected(rows: Iterable[Telemetry], bucket: str) -> dict[Key, tuple[int, float, float, float]]:
+    groups: dict[Key, list[float]] = defaultdict(list)
+    for t in rows:
+        for sensor, v in t.values.items():
+            if v is not None:
+                groups[(t.machine, sensor, floor_to(t.ts, BUCKETS[bucket]))].append(v)
+    return {k: (len(v), sum(v) / len(v), min(v), max(v)) for k, v in sorted(groups.items())}
+
+
+def _actual(rows: list[RollupRow]) -> dict[Key, tuple[int, float, float, float]]:
+    return {(r.machine_id, r.sensor, r.bucket): (r.count, r.avg, r.min, r.max) for r in rows}
+
+
+def _assert_same(actual: list[RollupRow], expected: dict[Key, tuple[int, float, float, float]]):
+    got = _actual(actual)
+    assert list(got) == list(expected)  # same buckets, in (machine, sensor, bucket) order
+    for key, (n, avg, lo, hi) in expected.items():
+        assert got[key] == (n, pytest.approx(avg, rel=1e-12), lo, hi), key
+
+
+def _table(conn: psycopg.Connection, table: str) -> list[tuple[object, ...]]:
+    return conn.execute(f"select * from {table} order by machine_id, ts, sensor").fetchall()
+
+
+def test_rollups_equal_a_direct_aggregate_before_during_and_after_refresh(
+    conn: psycopg.Connection,
+) -> None:
+    rows = _write(conn, [_reading(m, i) for m in MACHINES for i in range(N)])
+
+    # Not refreshed: all from raw readings. Half-way (not on an hour): hours + minutes + raw.
+    # Fully refreshed: from the roll-up tables.
+    for now in (None, START + timedelta(minutes=100, seconds=30), END + timedelta(hours=2)):
+        if now is not None:
+            refresh_rollups(conn, now)
+            conn.commit()
+        for bucket in ("minute", "hour", "day"):
+            _assert_same(
+                fleet_rollup(conn, START, END, bucket),  # type: ignore[arg-type]
+                _expected(rows, bucket),
+            )
+        _assert_same(
+            sensor_rollup(conn, "m2", START, END, "hour"),
+            _expected((t for t in rows if t.machine == "m2"), "hour"),
+        )
+
+    assert conn.execute("select count(*) from readings_1h").fetchone() == (
+        len(_expected(rows, "hour")),
+    )
+
+
+def test_query_rounds_the_range_to_whole_buckets_and_filters(conn: psycopg.Connection) -> None:
+    rows = _write(conn, [_reading(m, i) for m in MACHINES for i in range(N)])
+    refresh_rollups(conn, START + timedelta(hours=1, minutes=3))
+    conn.commit()
+    start, end = T0 + timedelta(minutes=20, seconds=5), T0 + timedelta(minutes=80, seconds=1)
+
+    got = sensor_rollup(conn, "m1", start, end, "hour", sensors=["b"])
+
+    inside = [t for t in rows if t.machine == "m1" and T0 <= t.ts < T0 + timedelta(hours=2)]
+    expected = {k: v for k, v in _expected(inside, "hour").items() if k[1] == "b"}
+    _assert_same(got, expected)
+    assert [r.bucket for r in got] == [T0, T0 + timedelta(hours=1)]
+    assert fleet_rollup(conn, START, END, "hour", machine_ids=[]) == []
+    with pytest.raises(ValueError, match="bucket"):
+        sensor_rollup(conn, "m1", start, end, "week")  # type: ignore[arg-type]
+
+
+def test_refresh_is_idempotent(conn: psycopg.Connection) -> None:
+    _write(conn, [_reading(m, i) for m in MACHINES for i in range(N)])
+    now = END + timedelta(minutes=5)
+    assert refresh_rollups(conn, now) == (
+        floor_to(START, BUCKETS["minute"]),
+        floor_to(now, BUCKETS["minute"]),
+    )
+    conn.commit()
+    first = (_table(conn, "readings_1m"), _table(conn, "readings_1h"))
+    marks = conn.execute("select rollup, watermark from rollup_watermarks order by 1").fetchall()
+
+    refresh_rollups(conn, now)
+    conn.commit()
+
+    assert (_table(conn, "readings_1m"), _table(conn, "readings_1h")) == first
+    assert marks == [
+        ("hour", T0 + timedelta(hours=1)),
+        ("minute", floor_to(now, BUCKETS["minute"])),
+    ]
+
+    # Later, with nothing new: the same minutes, plus the hour that is now complete.
+    refresh_rollups(conn, now + timedelta(minutes=30))
+    conn.commit()
+    assert _table(conn, "readings_1m") == first[0]
+    hours = _table(conn, "readings_1h")
+    assert [r for r in hours if r[2] < T0 + timedelta(hours=1)] == first[1]
+    assert {r[2] for r in hours} - {r[2] for r in first[1]} == {T0 + timedelta(hours=1)}
+
+
+def test_late_data_within_grace_is_counted_and_older_data_after_a_rebuild(
+    conn: psycopg.Connection,
+) -> None:
+    rows = _write(conn, [_reading(m, i) for m in MACHINES for i in range(N)])
+    now = END + timedelta(minutes=1)
+    refresh_rollups(conn, now)
+    conn.commit()
+
+    # Late: 4 minutes before the watermark (grace is 10), into a minute already materialised,
+    # and a new machine; then one 2 hours late.
+    late = [
+        _reading("m1", 10_000, ts=END - timedelta(minutes=3, seconds=1)),
+        _reading("m9", 1, ts=END - timedelta(minutes=4)),
+    ]
+    too_late = [_reading("m1", 10_001, ts=END - timedelta(hours=2))]
+    _write(conn, late + too_late)
+    refresh_rollups(conn, now + timedelta(minutes=1))
+    conn.commit()
+
+    def minute_table() -> list[RollupRow]:
+        got = conn.execute(
+            "select machine_id, sensor, ts, n, total / n, min_value, max_value from readings_1m"
+            " order by 1, 2, 3"
+        ).fetchall()
+        return [RollupRow(*r) for r in got]
+
+    _assert_same(minute_table(), _expected(rows + late, "minute"))
+
+    rebuild_rollups(conn, END - timedelta(hours=2, minutes=10), END - timedelta(hours=1))
+    conn.commit()
+
+    everything = rows + late + too_late
+    _assert_same(minute_table(), _expected(everything, "minute"))
+    _assert_same(fleet_rollup(conn, START, END, "hour"), _expected(everything, "hour"))
+
+
+def test_retention_drops_only_data_older_than_the_cutoff(conn: psycopg.Connection) -> None:
+    settings = load_settings(db={"retention_days": 30})
+    now = T0 + timedelta(days=40, hours=12)
+    days_old = (45, 31, 30.5, 29, 2)  # ages at `now`; 30 is the cutoff
+    rows = _write(
+        conn,
+        [
+            _reading(m, i * 10 + j, ts=now - timedelta(days=age) + j * timedelta(minutes=7))
+            for i, age in enumerate(days_old)
+            for j in range(10)
+            for m in MACHINES
+        ],
+    )
+    refresh_rollups(conn, now - timedelta(days=29, hours=23))
+    conn.commit()
+    hours_before = _table(conn, "readings_1h")
+
+    result = run_maintenance(conn, settings, now)
+    conn.commit()
+
+    cutoff = now - timedelta(days=30)
+    kept = [t for t in rows if t.ts >= cutoff]
+    assert 0 < len(kept) < len(rows)
+    stored = conn.execute("select machine_id, seq, ts from readings order by 1, 2").fetchall()
+    assert stored == sorted((t.machine, t.seq, t.ts) for t in kept)
+    assert conn.execute("select min(ts) >= %s from readings_1m", (cutoff,)).fetchone() == (True,)
+    _assert_same(fleet_rollup(conn, cutoff, now, "minute"), _expected(kept, "minute"))
+    # Hour roll-ups are kept for a year: the old trend is still there, the raw data is not.
+    hours_after = _table(conn, "readings_1h")
+    old = cutoff - timedelta(hours=1)
+    assert [r for r in hours_after if r[2] < old] == [r for r in hours_before if r[2] < old]
+    assert len([r for r in hours_after if r[2] < old]) > 0
+    assert result["readings_rows_deleted"] + result.get("readings_chunks_dropped", 0) > 0
+
+    assert run_maintenance(conn, settings, now)["readings_rows_deleted"] == 0  # nothing left
+
+
+@pytest.mark.timescale
+def test_retention_drops_whole_chunks_on_timescaledb(timescale_db_url: str) -> None:
+    with psycopg.connect(timescale_db_url) as conn:
+        now = T0 + timedelta(days=10)
+        _write(conn, [_reading("m1", d, ts=T0 + timedelta(days=d, hours=12)) for d in range(10)])
+
+        result = run_maintenance(conn, load_settings(db={"retention_days": 5}), now)
+        conn.commit()
+
+        # Days 0-4 end before the cutoff (day 5, 00:00): dropped as chunks, not row by row.
+        assert result["readings_chunks_dropped"] == 5
+        assert result["readings_rows_deleted"] == 0
+        days = conn.execute("select seq from readings order by seq").fetchall()
+        assert days == [(d,) for d in range(5, 10)]
