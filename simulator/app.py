@@ -1,0 +1,198 @@
+"""The simulator process: build a plant (or a replay), pace it, send it to a sink, show progress.
+
+:func:`stream_to` is the one loop every mode uses: it paces messages by their simulated timestamps
+(``speed`` = simulated seconds per wall second, 0 = as fast as possible), hands maintenance orders
+from the broker to the plant between messages, and reports what it sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from forewarn.contract import Event, Message, Telemetry, encode, topic_for
+from forewarn.errors import ForewarnError, NotFound
+from forewarn.factory import Factory
+from simulator.engine import Plant
+from simulator.faults import Malformed
+from simulator.mqtt import MqttPublisher
+from simulator.sinks import JsonlSink, Sink
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY = 2000  # messages between progress updates
+
+
+@dataclass(slots=True)
+class Report:
+    messages: int = 0
+    telemetry: int = 0
+    events: int = 0
+    failures: int = 0
+    malformed: int = 0
+    orders: int = 0
+    wall_s: float = 0.0
+    sim_hours: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        rate = self.messages / self.wall_s if self.wall_s > 0 else 0.0
+        return {
+            "messages": self.messages,
+            "telemetry": self.telemetry,
+            "events": self.events,
+            "failures": self.failures,
+            "malformed": self.malformed,
+            "orders_applied": self.orders,
+            "sim_hours": round(self.sim_hours, 3),
+            "wall_s": round(self.wall_s, 3),
+            "messages_per_s": round(rate, 1),
+        }
+
+
+def _apply_orders(plant: Plant | None, publisher: MqttPublisher | None) -> int:
+    if plant is None or publisher is None:
+        return 0
+    n = 0
+    while not publisher.commands.empty():
+        cmd = publisher.commands.get_nowait()
+        try:
+            plant.apply_maintenance(cmd.machine, cmd.action, alert_id=cmd.alert_id)
+            n += 1
+            log.info(
+                "order %s on %s (alert %s) at %s", cmd.action, cmd.machine, cmd.alert_id, plant.now
+            )
+        except (NotFound, ValueError) as exc:
+            log.warning("dropped order for %s: %s", cmd.machine, exc)
+    return n
+
+
+def stream_to(
+    items: Iterable[Message | Malformed],
+    sink: Sink,
+    *,
+    root: str,
+    start: datetime,
+    hours: float,
+    speed: float = 0.0,
+    plant: Plant | None = None,
+    progress: bool = False,
+    stop: threading.Event | None = None,
+) -> Report:
+    """Send every message to ``sink`` in order, paced to ``speed``; return what was sent.
+
+    Setting ``stop`` (e.g. from a SIGTERM handler) ends the stream after the current message;
+    the sink is closed (pending acks awaited) either way.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    publisher = sink if isinstance(sink, MqttPublisher) else None
+    rep = Report()
+    wall0 = time.monotonic()
+    bar = Progress(
+        TextColumn("simulating"),
+        BarColumn(),
+        TextColumn("{task.completed:.1f}/{task.total:.1f} sim h  {task.fields[n]} msgs"),
+        TimeRemainingColumn(),
+        disable=not progress,
+    )
+    with bar:
+        task = bar.add_task("sim", total=hours, n=0)
+        last_ts = start
+        stop = stop or threading.Event()
+        for item in items:
+            if stop.is_set():
+                break
+            last_ts = item.ts
+            if speed > 0:
+                ahead = (item.ts - start).total_seconds() / speed - (time.monotonic() - wall0)
+                if ahead > 0 and stop.wait(ahead):
+                    break
+            if isinstance(item, Malformed):
+                sink.send(
+                    topic_for(item.site, item.machine, "telemetry", root), item.payload, item.reason
+                )
+                rep.malformed += 1
+            else:
+                kind = "telemetry" if isinstance(item, Telemetry) else "event"
+                sink.send(topic_for(item.site, item.machine, kind, root), encode(item))
+                if isinstance(item, Telemetry):
+                    rep.telemetry += 1
+                else:
+                    rep.events += 1
+                    rep.failures += isinstance(item, Event) and item.event == "failure"
+            rep.messages += 1
+            if rep.messages % PROGRESS_EVERY == 0:
+                rep.orders += _apply_orders(plant, publisher)
+                bar.update(
+                    task, completed=(item.ts - start).total_seconds() / 3600.0, n=rep.messages
+                )
+            elif publisher is not None and speed > 0:
+                rep.orders += _apply_orders(plant, publisher)
+        bar.update(task, completed=hours, n=rep.messages)
+    sink.close()
+    rep.wall_s = time.monotonic() - wall0
+    rep.sim_hours = (last_ts - start).total_seconds() / 3600.0
+    return rep
+
+
+def open_sink(
+    *,
+    jsonl: Path | None,
+    mqtt_url: str | None,
+    qos: int,
+    root: str,
+    username: str | None = None,
+    password: str | None = None,
+    commands: bool = True,
+) -> Sink:
+    """A connected sink: the JSON-lines file if given, else the broker at ``mqtt_url``."""
+    if jsonl is not None:
+        return JsonlSink(jsonl)
+    if mqtt_url is None:
+        raise ForewarnError(
+            "no output: pass --jsonl FILE or --mqtt-url URL, or set FOREWARN_MQTT__URL "
+            "(the demo starts a local broker)"
+        )
+    pub = MqttPublisher(
+        mqtt_url,
+        qos=qos,
+        root=root,
+        username=username,
+        password=password,
+        subscribe_commands=commands,
+    )
+    pub.connect()
+    return pub
+
+
+def simulate(
+    factory: Factory,
+    *,
+    hours: float,
+    seed: int,
+    sink: Sink,
+    speed: float = 0.0,
+    bad_rate: float | None = None,
+    root: str | None = None,
+    progress: bool = False,
+    stop: threading.Event | None = None,
+) -> Report:
+    """Run the plant for ``hours`` simulated hours into ``sink`` (orders from an MQTT sink apply)."""
+    plant = Plant(factory, seed, bad_rate=bad_rate)
+    return stream_to(
+        plant.run(hours),
+        sink,
+        root=root or factory.topic_root,
+        start=factory.start,
+        hours=hours,
+        speed=speed,
+        plant=plant,
+        progress=progress,
+        stop=stop,
+    )
