@@ -241,3 +241,31 @@ def test_retention_drops_whole_chunks_on_timescaledb(timescale_db_url: str) -> N
         assert result["readings_rows_deleted"] == 0
         days = conn.execute("select seq from readings order by seq").fetchall()
         assert days == [(d,) for d in range(5, 10)]
+
+
+def test_each_server_of_the_matrix_is_what_its_name_says(
+    conn: psycopg.Connection, request: pytest.FixtureRequest
+) -> None:
+    server = request.node.callspec.params["any_db_url"]
+    row = conn.execute(
+        "select current_setting('server_version_num')::int / 10000,"
+        " exists (select 1 from pg_extension where extname = 'timescaledb')"
+    ).fetchone()
+    assert (
+        row == {"postgres15": (15, False), "embedded": (18, False), "timescale": (15, True)}[server]
+    )
+    hyper = conn.execute("select to_regclass('timescaledb_information.hypertables')").fetchone()
+    if server == "timescale":
+        tables = conn.execute(
+            "select hypertable_name from timescaledb_information.hypertables"
+            " where hypertable_schema = current_schema() order by 1"
+        ).fetchall()
+        assert [t for (t,) in tables] == [
+            "machine_events",
+            "predictions",
+            "readings",
+            "readings_1h",
+            "readings_1m",
+        ]
+    else:
+        assert hyper == (None,)
