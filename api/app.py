@@ -19,6 +19,7 @@ from forewarn.errors import ConfigError
 from forewarn.settings import Settings
 
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The body is not valid JSON."},
     401: {"model": Problem, "description": "Missing, invalid or revoked API key."},
     403: {"model": Problem, "description": "The key's role may not use this route."},
     422: {"model": Problem, "description": "Invalid request; the detail says what is wrong."},
