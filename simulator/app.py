@@ -127,13 +127,12 @@ def stream_to(
                     rep.events += 1
                     rep.failures += isinstance(item, Event) and item.event == "failure"
             rep.messages += 1
-            if rep.messages % PROGRESS_EVERY == 0:
+            if publisher is not None and not publisher.commands.empty():
                 rep.orders += _apply_orders(plant, publisher)
+            if rep.messages % PROGRESS_EVERY == 0:
                 bar.update(
                     task, completed=(item.ts - start).total_seconds() / 3600.0, n=rep.messages
                 )
-            elif publisher is not None and speed > 0:
-                rep.orders += _apply_orders(plant, publisher)
         bar.update(task, completed=hours, n=rep.messages)
     sink.close()
     rep.wall_s = time.monotonic() - wall0

@@ -36,7 +36,7 @@ from forewarn.errors import ForewarnError
 
 log = logging.getLogger(__name__)
 
-WINDOW = 10_000  # unacknowledged QoS 1 messages before publish() waits
+WINDOW = 2_000  # messages not yet acknowledged (QoS 1) or written (QoS 0) before send() waits
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
 CONNECT_TIMEOUT_S = 30.0
@@ -118,7 +118,9 @@ class MqttPublisher:
         if self.tls:
             self.client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
         self.client.max_queued_messages_set(0)
-        self.client.max_inflight_messages_set(1000)
+        # unlimited in flight: paho rescans its whole queue on every PUBACK when a limit is set;
+        # the window below bounds what is outstanding instead
+        self.client.max_inflight_messages_set(0)
         self.client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -141,8 +143,9 @@ class MqttPublisher:
         self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None
     ) -> None:
         self._connected.clear()
-        self.disconnects += 1
-        log.warning("MQTT disconnected (%s); paho reconnects with backoff", rc)
+        if getattr(rc, "is_failure", False):
+            self.disconnects += 1
+            log.warning("MQTT connection lost (%s); paho reconnects with backoff", rc)
 
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, rc: Any, props: Any = None

@@ -164,10 +164,15 @@ def cmapss_messages(
         last[int(r[0])] = max(last.get(int(r[0]), 0), int(r[1]))
     mode = "hpc" if subset in ("FD001", "FD002") else "hpc_or_fan"
     names = [s[0] for s in CMAPSS_SENSORS]
-    # time order: cycle by cycle, units in order; the failure comes half a cycle after the last one
+    # time order: cycle by cycle, units in order; a unit's failure comes half a cycle after its
+    # last one, i.e. after every unit's telemetry of that cycle
+    pending: list[Event] = []
     for r in sorted(rows, key=lambda r: (r[1], r[0])):
         unit, cycle = int(r[0]), int(r[1])
         ts = start + timedelta(seconds=cycle * cycle_s)
+        if pending and pending[0].ts < ts:
+            yield from pending
+            pending = []
         machine = cmapss_machine(subset, unit)
         yield Telemetry(
             "cmapss",
@@ -179,15 +184,18 @@ def cmapss_messages(
             {"setting1": r[2], "setting2": r[3], "setting3": r[4]},
         )
         if cycle == last[unit]:
-            yield Event(
-                "cmapss",
-                machine,
-                ts + timedelta(seconds=cycle_s / 2),
-                cycle + 1,
-                "failure",
-                mode=mode,
-                detail={"dataset": f"cmapss/{subset}", "cycles": cycle},
+            pending.append(
+                Event(
+                    "cmapss",
+                    machine,
+                    ts + timedelta(seconds=cycle_s / 2),
+                    cycle + 1,
+                    "failure",
+                    mode=mode,
+                    detail={"dataset": f"cmapss/{subset}", "cycles": cycle},
+                )
             )
+    yield from pending
 
 
 def _ai4i_path(data: Path) -> Path:
