@@ -1,0 +1,259 @@
+"""The dashboard's one data-access module: page loaders over the shared query layer, cached.
+
+``load_*`` functions are plain: a connection in, DataFrames out (the benchmark times these). The
+cached functions below them take the database URL as their first argument so that two databases
+never share a cache entry, borrow a connection from one pool per URL (``st.cache_resource``) and
+keep results for a short TTL (``st.cache_data``). SQL lives in ``forewarn.storage``, never here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from psycopg import Connection
+from psycopg_pool import ConnectionPool
+
+from forewarn.errors import ConfigError
+from forewarn.settings import load_settings
+from forewarn.storage import alerts as alert_store
+from forewarn.storage import aliases, fleet, keys, machines, rollups
+from forewarn.storage.db import open_pool
+from forewarn.storage.rollups import BUCKETS, Bucket
+
+LIVE_TTL_S = 15  # fleet health, alerts: a new prediction shows within this time
+SLOW_TTL_S = 120  # downtime, models: change slowly
+ACTIVE = ("open", "acknowledged")
+CLOSED = ("resolved", "dismissed")
+
+ALERT_COLUMNS = [
+    "id", "machine_id", "mode", "status", "severity", "failure_prob", "ttf_h", "ttf_low_h",
+    "ttf_high_h", "contributions", "recommended_action", "created_at", "updated_at",
+    "escalated_at", "version",
+]  # fmt: skip
+FLEET_COLUMNS = [
+    "machine_id", "site_id", "site_name", "line_id", "type_id", "type_name", "predicted_at",
+    "failure_prob", "rul_h", "rul_low_h", "rul_high_h", "anomaly", "predicted_mode",
+    "data_quality", "open_alerts", "top_severity", "last_reading_at",
+]  # fmt: skip
+
+
+def _frame(rows: list[dict[str, Any]], columns: list[str] | None = None) -> pd.DataFrame:
+    return pd.DataFrame.from_records(rows, columns=columns) if columns else pd.DataFrame(rows)
+
+
+def window(days: float, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """[since, until) ending at the next whole minute, so cache keys stay stable within a minute."""
+    now = now or datetime.now(UTC)
+    until = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return until - timedelta(days=days), until
+
+
+def bucket_for(since: datetime, until: datetime) -> Bucket:
+    """The roll-up level for a window: hours beyond a day, minutes within one."""
+    return "hour" if until - since > timedelta(days=1) else "minute"
+
+
+# --- plain loaders: one per page --------------------------------------------------------------
+
+
+def load_fleet(conn: Connection) -> pd.DataFrame:
+    """Fleet page: one row per machine with its latest risk and open alerts."""
+    return _frame(fleet.fleet_health(conn), FLEET_COLUMNS)
+
+
+@dataclass(frozen=True)
+class MachineData:
+    info: dict[str, Any] | None
+    rollup: pd.DataFrame
+    predictions: pd.DataFrame
+    timeline: pd.DataFrame
+    latest: dict[str, Any] | None
+    alerts: pd.DataFrame
+
+
+def load_machine(
+    conn: Connection, machine_id: str, since: datetime, until: datetime
+) -> MachineData:
+    """Machine page: sensor roll-ups, prediction bands, events and alerts of one machine."""
+    bucket = bucket_for(since, until)
+    rollup = rollups.sensor_rollup(conn, machine_id, since, until, bucket)
+    return MachineData(
+        info=fleet.machine_info(conn, machine_id),
+        rollup=pd.DataFrame(
+            [(r.bucket, r.sensor, r.avg, r.min, r.max, r.count) for r in rollup],
+            columns=["bucket", "sensor", "mean", "min", "max", "n"],
+        ),
+        predictions=_frame(
+            fleet.prediction_history(
+                conn, machine_id, since=since, until=until, bucket=BUCKETS[bucket]
+            ),
+            [
+                "bucket",
+                "failure_prob",
+                "failure_prob_max",
+                "rul_h",
+                "rul_low_h",
+                "rul_high_h",
+                "anomaly",
+                "n",
+            ],
+        ),
+        timeline=_frame(
+            fleet.machine_timeline(conn, machine_id, since=since, until=until),
+            ["ts", "kind", "label", "status", "duration_h"],
+        ),
+        latest=fleet.latest_prediction(conn, machine_id),
+        alerts=_frame(
+            alert_store.list_alerts(conn, machine_id=machine_id, limit=50), ALERT_COLUMNS
+        ),
+    )
+
+
+def load_alerts(conn: Connection, since: datetime) -> dict[str, Any]:
+    """Alerts page: active alerts, alerts closed since ``since`` and counts per status."""
+    return {
+        "active": _frame(alert_store.list_alerts(conn, status=ACTIVE, limit=500), ALERT_COLUMNS),
+        "closed": _frame(
+            alert_store.list_alerts(conn, status=CLOSED, since=since, limit=200), ALERT_COLUMNS
+        ),
+        "counts": fleet.alert_counts(conn),
+    }
+
+
+def load_downtime(conn: Connection, since: datetime, until: datetime) -> dict[str, Any]:
+    """Downtime & ROI page: downtime by machine and cause, per day, and the ROI summary."""
+    return {
+        "by_machine": _frame(
+            fleet.downtime_by_machine(conn, since=since, until=until),
+            [
+                "machine_id",
+                "site_id",
+                "type_id",
+                "event",
+                "cause",
+                "events",
+                "downtime_h",
+                "downtime_cost",
+            ],
+        ),
+        "daily": _frame(
+            fleet.daily_events(conn, since=since, until=until),
+            ["day", "event", "events", "downtime_h"],
+        ),
+        "summary": machines.roi_summary(conn, since=since, until=until),
+    }
+
+
+def load_models(conn: Connection, since: datetime, until: datetime) -> dict[str, Any]:
+    """Models page: versions with metrics and aliases, promotions, champion vs challenger, drift."""
+    bucket = BUCKETS["hour"] if until - since <= timedelta(days=14) else BUCKETS["day"]
+    return {
+        "versions": _frame(aliases.list_versions(conn)),
+        "history": _frame(fleet.alias_history(conn)),
+        "roles": _frame(
+            fleet.role_comparison(conn, since=since, until=until, bucket=bucket),
+            ["bucket", "role", "failure_prob", "rul_h", "n"],
+        ),
+        "drift": _frame(
+            fleet.drift_events(conn, since=since), ["at", "actor", "action", "target", "detail"]
+        ),
+    }
+
+
+# --- cached access for the Streamlit pages -----------------------------------------------------
+
+
+def db_url() -> str:
+    """The database URL the dashboard process was started with (``forewarn dashboard`` sets it)."""
+    settings = load_settings()
+    if settings.db.url is None:
+        raise ConfigError(
+            "FOREWARN_DB__URL", "unset: start the dashboard with `forewarn dashboard`"
+        )
+    return settings.db.url.get_secret_value()
+
+
+@st.cache_resource(show_spinner=False)
+def _pool(url: str) -> ConnectionPool:
+    return open_pool(url, load_settings(), name="dashboard")
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def fleet_health(url: str) -> pd.DataFrame:
+    with _pool(url).connection() as conn:
+        return load_fleet(conn)
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def machine_detail(url: str, machine_id: str, since: datetime, until: datetime) -> MachineData:
+    with _pool(url).connection() as conn:
+        return load_machine(conn, machine_id, since, until)
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def alerts(url: str, since: datetime) -> dict[str, Any]:
+    with _pool(url).connection() as conn:
+        return load_alerts(conn, since)
+
+
+@st.cache_data(ttl=SLOW_TTL_S, show_spinner=False)
+def downtime(url: str, since: datetime, until: datetime) -> dict[str, Any]:
+    with _pool(url).connection() as conn:
+        return load_downtime(conn, since, until)
+
+
+@st.cache_data(ttl=SLOW_TTL_S, show_spinner=False)
+def models(url: str, since: datetime, until: datetime) -> dict[str, Any]:
+    with _pool(url).connection() as conn:
+        return load_models(conn, since, until)
+
+
+def verify_key(url: str, key: str) -> keys.ApiKey | None:
+    """The active API key matching ``key`` (the API's own lookup), or None. Never cached."""
+    with _pool(url).connection() as conn:
+        return keys.lookup_key(conn, key.strip())
+
+
+def change_alert(
+    url: str,
+    alert_id: int,
+    to_status: str,
+    *,
+    actor: str,
+    reason: str,
+    expected_version: int | None,
+    action: str | None = None,
+    note: str = "",
+) -> dict[str, Any]:
+    """Acknowledge, resolve (recording the maintenance done) or dismiss one alert, as the API does.
+
+    Uses the alert store's transition (audited, webhook outbox, change cursor) in one transaction,
+    then drops cached alert and fleet data so every page shows the new state.
+    """
+    now = datetime.now(UTC)
+    detail = (
+        {"action": action, "note": note, "via": "dashboard"} if action else {"via": "dashboard"}
+    )
+    with _pool(url).connection() as conn, conn.transaction():
+        alert, changed = alert_store.transition(
+            conn,
+            alert_id,
+            to_status,
+            actor=actor,
+            reason=reason,
+            now=now,
+            detail=detail,
+            expected_version=expected_version,
+        )
+        if changed and to_status == "resolved" and action:
+            alert_store.insert_maintenance_event(
+                conn, alert, kind=action, actor=actor, note=note, now=now
+            )
+    alerts.clear()
+    fleet_health.clear()
+    machine_detail.clear()
+    return alert

@@ -1,0 +1,430 @@
+"""Plotly figures for the dashboard: pure functions of DataFrames (no Streamlit, no database).
+
+Each takes the frame a query in ``dashboard.data`` returns and gives back a ``go.Figure``; an empty
+frame gives an empty figure with a note, never an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+RISK_HIGH = 0.6  # failure probability above which a machine is shown as at risk
+RISK_MEDIUM = 0.3
+COLORS = {"high": "#d62728", "medium": "#ff7f0e", "low": "#2ca02c", "unknown": "#7f7f7f"}
+EVENT_COLORS = {"failure": "#d62728", "maintenance": "#2ca02c", "alert": "#ff7f0e"}
+EVENT_SYMBOLS = {"failure": "x", "maintenance": "triangle-up", "alert": "diamond"}
+LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "template": "plotly_white"}
+
+
+def risk_band(prob: float | None) -> str:
+    """'high', 'medium', 'low' or 'unknown' for a failure probability."""
+    if prob is None or pd.isna(prob):
+        return "unknown"
+    return "high" if prob >= RISK_HIGH else "medium" if prob >= RISK_MEDIUM else "low"
+
+
+def _empty(title: str, note: str = "no data yet") -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(title=title, **LAYOUT)
+    fig.add_annotation(text=note, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    return fig
+
+
+def fig_fleet_risk(df: pd.DataFrame) -> go.Figure:
+    """Every machine as a point: remaining useful life (x, log) against failure probability (y).
+
+    Colour is the risk band; machines with open alerts get a black outline and a larger marker.
+    Columns: machine_id, failure_prob, rul_h, open_alerts, type_id.
+    """
+    title = "Fleet risk: failure probability vs remaining useful life"
+    data = df.dropna(subset=["failure_prob"]) if not df.empty else df
+    if data.empty:
+        return _empty(title, "no predictions yet")
+    fig = go.Figure()
+    bands = data["failure_prob"].map(risk_band)
+    alerted = data["open_alerts"].fillna(0) > 0
+    for band in ("high", "medium", "low"):
+        part = data[bands == band]
+        if part.empty:
+            continue
+        flagged = alerted[bands == band]
+        fig.add_trace(
+            go.Scatter(
+                x=part["rul_h"].clip(lower=0.5),
+                y=part["failure_prob"],
+                mode="markers",
+                name=f"{band} risk",
+                text=part["machine_id"],
+                customdata=part[["type_id", "open_alerts"]].to_numpy(),
+                hovertemplate="%{text} (%{customdata[0]})<br>P(failure)=%{y:.2f}"
+                "<br>RUL=%{x:.0f} h<br>open alerts=%{customdata[1]}<extra></extra>",
+                marker={
+                    "color": COLORS[band],
+                    "size": [14 if f else 8 for f in flagged],
+                    "line": {"color": ["black" if f else "white" for f in flagged], "width": 1.5},
+                },
+            )
+        )
+    fig.add_hline(y=RISK_HIGH, line_dash="dash", line_color=COLORS["high"], opacity=0.5)
+    fig.update_xaxes(type="log", title="remaining useful life (h)")
+    fig.update_yaxes(range=[0, 1], title="P(failure within horizon)")
+    fig.update_layout(title=title, legend={"orientation": "h", "y": -0.15}, **LAYOUT)
+    return fig
+
+
+def fig_fleet_bands(df: pd.DataFrame) -> go.Figure:
+    """Machines per site in each risk band (stacked bars). Columns: site_id, failure_prob."""
+    title = "Machines per risk band"
+    if df.empty:
+        return _empty(title)
+    counts = (
+        df.assign(band=df["failure_prob"].map(risk_band))
+        .groupby(["site_id", "band"])
+        .size()
+        .unstack(fill_value=0)
+    )
+    fig = go.Figure()
+    for band in ("high", "medium", "low", "unknown"):
+        if band in counts.columns:
+            fig.add_trace(
+                go.Bar(x=counts.index, y=counts[band], name=band, marker_color=COLORS[band])
+            )
+    fig.update_layout(barmode="stack", title=title, yaxis_title="machines", **LAYOUT)
+    return fig
+
+
+def _add_events(fig: go.Figure, events: pd.DataFrame) -> None:
+    """Vertical lines for failures, maintenance and alerts across every subplot row."""
+    if events.empty:
+        return
+    for kind, part in events.groupby("kind"):
+        color = EVENT_COLORS.get(str(kind), "#7f7f7f")
+        for ts in part["ts"]:
+            fig.add_vline(x=ts, line_color=color, line_dash="dot", opacity=0.7)
+        # one marker trace per kind on the first row, so the legend and hover name the events
+        fig.add_trace(
+            go.Scatter(
+                x=part["ts"],
+                y=[1.02] * len(part),
+                mode="markers",
+                name=str(kind),
+                text=part["label"],
+                hovertemplate="%{x}<br>" + str(kind) + ": %{text}<extra></extra>",
+                marker={
+                    "symbol": EVENT_SYMBOLS.get(str(kind), "circle"),
+                    "size": 11,
+                    "color": color,
+                },
+            ),
+            row=1,
+            col=1,
+        )
+
+
+def fig_sensor_trends(
+    rollup: pd.DataFrame,
+    predictions: pd.DataFrame,
+    events: pd.DataFrame | None = None,
+    *,
+    sensors: Sequence[str] | None = None,
+    units: Mapping[str, str] | None = None,
+) -> go.Figure:
+    """Failure probability and RUL bands, then one row per sensor (mean with a min-max band).
+
+    ``rollup``: bucket, sensor, mean, min, max. ``predictions``: bucket, failure_prob,
+    failure_prob_max, rul_h, rul_low_h, rul_high_h. ``events``: ts, kind, label.
+    """
+    title = "Sensor trends, failure probability and RUL"
+    if rollup.empty and predictions.empty:
+        return _empty(title, "no readings or predictions in this window")
+    names = (
+        list(sensors)
+        if sensors is not None
+        else sorted(rollup["sensor"].unique())
+        if not rollup.empty
+        else []
+    )
+    units = units or {}
+    rows = 2 + len(names)
+    fig = make_subplots(
+        rows=rows,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.02,
+        subplot_titles=["P(failure)", "RUL (h)"]
+        + [f"{n} ({units[n]})" if n in units else n for n in names],
+    )
+    if not predictions.empty:
+        p = predictions.sort_values("bucket")
+        fig.add_trace(
+            go.Scatter(
+                x=p["bucket"],
+                y=p["failure_prob_max"],
+                mode="lines",
+                line={"width": 0},
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=p["bucket"],
+                y=p["failure_prob"],
+                mode="lines",
+                fill="tonexty",
+                name="P(failure)",
+                line={"color": COLORS["high"]},
+                fillcolor="rgba(214,39,40,0.2)",
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=p["bucket"],
+                y=p["rul_high_h"],
+                mode="lines",
+                line={"width": 0},
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+            row=2,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=p["bucket"],
+                y=p["rul_low_h"],
+                mode="lines",
+                line={"width": 0},
+                fill="tonexty",
+                fillcolor="rgba(31,119,180,0.2)",
+                name="RUL interval",
+            ),
+            row=2,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=p["bucket"], y=p["rul_h"], mode="lines", name="RUL", line={"color": "#1f77b4"}
+            ),
+            row=2,
+            col=1,
+        )
+        fig.update_yaxes(range=[0, 1.08], row=1, col=1)
+    for i, name in enumerate(names, start=3):
+        s = rollup[rollup["sensor"] == name].sort_values("bucket")
+        fig.add_trace(
+            go.Scatter(
+                x=s["bucket"],
+                y=s["max"],
+                mode="lines",
+                line={"width": 0},
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+            row=i,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=s["bucket"],
+                y=s["min"],
+                mode="lines",
+                line={"width": 0},
+                fill="tonexty",
+                fillcolor="rgba(127,127,127,0.2)",
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+            row=i,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=s["bucket"],
+                y=s["mean"],
+                mode="lines",
+                name=name,
+                showlegend=False,
+                line={"color": "#444"},
+            ),
+            row=i,
+            col=1,
+        )
+    if events is not None:
+        _add_events(fig, events)
+    fig.update_layout(title=title, height=180 * rows + 80, hovermode="x unified", **LAYOUT)
+    return fig
+
+
+def fig_contributions(contributions: Mapping[str, float] | None, *, top: int = 10) -> go.Figure:
+    """Horizontal bars of the largest feature contributions (by magnitude) of one prediction."""
+    title = "Why: top feature contributions of the latest prediction"
+    if not contributions:
+        return _empty(title, "no explanation recorded")
+    items = sorted(contributions.items(), key=lambda kv: abs(float(kv[1])), reverse=True)[:top]
+    items.reverse()  # largest at the top of a horizontal bar chart
+    values = [float(v) for _, v in items]
+    fig = go.Figure(
+        go.Bar(
+            x=values,
+            y=[k for k, _ in items],
+            orientation="h",
+            marker_color=[COLORS["high"] if v > 0 else "#1f77b4" for v in values],
+            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(title=title, xaxis_title="contribution to P(failure)", **LAYOUT)
+    return fig
+
+
+def fig_downtime(df: pd.DataFrame, *, top: int = 25) -> go.Figure:
+    """Downtime hours of the ``top`` machines, stacked by cause. Columns: machine_id, cause, downtime_h."""
+    title = "Downtime by machine and cause"
+    if df.empty:
+        return _empty(title, "no downtime recorded in this window")
+    per_machine = df.groupby("machine_id")["downtime_h"].sum().nlargest(top)
+    data = df[df["machine_id"].isin(per_machine.index)]
+    pivot = data.pivot_table(
+        index="machine_id", columns="cause", values="downtime_h", aggfunc="sum", fill_value=0
+    )
+    pivot = pivot.loc[per_machine.index[::-1]]
+    fig = go.Figure()
+    for cause in sorted(pivot.columns):
+        fig.add_trace(go.Bar(y=pivot.index, x=pivot[cause], name=str(cause), orientation="h"))
+    fig.update_layout(
+        barmode="stack",
+        title=title,
+        xaxis_title="hours",
+        height=max(300, 22 * len(pivot) + 120),
+        **LAYOUT,
+    )
+    return fig
+
+
+def fig_downtime_daily(df: pd.DataFrame) -> go.Figure:
+    """Downtime hours per day, failures vs maintenance. Columns: day, event, downtime_h."""
+    title = "Downtime per day"
+    if df.empty:
+        return _empty(title, "no downtime recorded in this window")
+    fig = go.Figure()
+    for event, part in df.groupby("event"):
+        fig.add_trace(
+            go.Bar(
+                x=part["day"],
+                y=part["downtime_h"],
+                name=str(event),
+                marker_color=EVENT_COLORS.get(str(event)),
+            )
+        )
+    fig.update_layout(barmode="stack", title=title, yaxis_title="hours", **LAYOUT)
+    return fig
+
+
+def fig_savings(df: pd.DataFrame) -> go.Figure:
+    """Cumulative savings over time, one line per baseline. Columns: ts, baseline, savings."""
+    title = "Cumulative savings"
+    if df.empty:
+        return _empty(title, "no ledger entries yet")
+    fig = go.Figure()
+    for baseline, part in df.sort_values("ts").groupby("baseline"):
+        fig.add_trace(
+            go.Scatter(
+                x=part["ts"],
+                y=part["savings"].cumsum(),
+                mode="lines+markers",
+                name=f"vs {baseline}",
+                line={"shape": "hv"},
+            )
+        )
+    fig.update_layout(title=title, yaxis_title="currency", **LAYOUT)
+    return fig
+
+
+def fig_policy_costs(df: pd.DataFrame) -> go.Figure:
+    """Total cost per maintenance policy from a backtest. Columns: policy, cost (and downtime_h)."""
+    title = "Backtest: total cost per policy"
+    if df.empty:
+        return _empty(title, "no backtest yet")
+    colors = {"predictive": "#2ca02c", "run-to-failure": "#d62728", "fixed-interval": "#ff7f0e"}
+    fig = go.Figure(
+        go.Bar(
+            x=df["policy"],
+            y=df["cost"],
+            marker_color=[colors.get(str(p), "#7f7f7f") for p in df["policy"]],
+            text=[f"{c:,.0f}" for c in df["cost"]],
+            textposition="outside",
+        )
+    )
+    fig.update_layout(title=title, yaxis_title="cost", **LAYOUT)
+    return fig
+
+
+def metrics_table(versions: pd.DataFrame) -> pd.DataFrame:
+    """One row per version: label, aliases, then its numeric metrics flattened into columns."""
+    rows = []
+    for v in versions.itertuples():
+        row: dict[str, object] = {
+            "label": f"{v.name} v{v.version}",
+            "aliases": ", ".join(v.aliases) if len(v.aliases) else "",
+        }
+        for k, val in (v.metrics or {}).items():
+            if isinstance(val, int | float) and not isinstance(val, bool):
+                row[k] = val
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def fig_model_metrics(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> go.Figure:
+    """Grouped bars of each version's metrics. Columns: label, then one column per metric."""
+    title = "Model versions: metrics"
+    if df.empty:
+        return _empty(title, "no model versions registered")
+    cols = list(metrics) if metrics is not None else [c for c in df.columns if c != "label"]
+    fig = go.Figure()
+    for col in cols:
+        if col in df.columns:
+            fig.add_trace(go.Bar(x=df["label"], y=df[col], name=col))
+    fig.update_layout(barmode="group", title=title, **LAYOUT)
+    return fig
+
+
+def fig_role_comparison(df: pd.DataFrame) -> go.Figure:
+    """Mean failure probability over time per scoring role. Columns: bucket, role, failure_prob."""
+    title = "Champion vs challenger: mean failure probability"
+    if df.empty:
+        return _empty(title, "no predictions in this window")
+    fig = go.Figure()
+    for role, part in df.sort_values("bucket").groupby("role"):
+        fig.add_trace(
+            go.Scatter(x=part["bucket"], y=part["failure_prob"], mode="lines", name=str(role))
+        )
+    fig.update_layout(title=title, yaxis_title="mean P(failure)", **LAYOUT)
+    return fig
+
+
+def fig_drift(df: pd.DataFrame) -> go.Figure:
+    """Drift detections on a timeline, one row per monitored feature. Columns: at, target, action."""
+    title = "Drift detections"
+    if df.empty:
+        return _empty(title, "no drift detected")
+    fig = go.Figure()
+    for action, part in df.groupby("action"):
+        fig.add_trace(
+            go.Scatter(
+                x=part["at"],
+                y=part["target"],
+                mode="markers",
+                name=str(action),
+                marker={"size": 12, "symbol": "x"},
+            )
+        )
+    fig.update_layout(title=title, **LAYOUT)
+    return fig

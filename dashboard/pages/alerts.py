@@ -1,0 +1,137 @@
+"""Alerts: open and recent alerts; operators acknowledge, resolve (with the maintenance done) or dismiss."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import auth, data, figures
+from forewarn.errors import Conflict, NotFound
+
+LIVE_REFRESH_S = 15
+RECENT_DAYS = 7.0
+MAINTENANCE_ACTIONS = ("inspection", "preventive", "repair")  # the API's MaintenanceAction
+TABLE_COLUMNS = [
+    "id", "status", "severity", "machine_id", "mode", "failure_prob", "ttf_h", "created_at",
+    "updated_at", "recommended_action",
+]  # fmt: skip
+
+
+def _num(v: object, spec: str = ".0f") -> str:
+    return "–" if v is None or pd.isna(v) else format(float(v), spec)  # type: ignore[arg-type]
+
+
+def _table(df: pd.DataFrame, key: str) -> None:
+    if df.empty:
+        st.caption("None.")
+        return
+    st.dataframe(
+        df[TABLE_COLUMNS],
+        hide_index=True,
+        key=key,
+        column_config={
+            "failure_prob": st.column_config.NumberColumn("P(failure)", format="%.2f"),
+            "ttf_h": st.column_config.NumberColumn("TTF (h)", format="%.0f"),
+        },
+    )
+
+
+@st.fragment(run_every=LIVE_REFRESH_S)
+def live(url: str) -> None:
+    since, _ = data.window(RECENT_DAYS)
+    a = data.alerts(url, since)
+    counts = a["counts"]
+    cols = st.columns(4)
+    for col, status in zip(cols, ("open", "acknowledged", "resolved", "dismissed"), strict=True):
+        col.metric(status.capitalize(), counts.get(status, 0))
+    st.subheader("Open and acknowledged")
+    _table(a["active"], "alerts_active")
+    st.subheader(f"Closed in the last {RECENT_DAYS:.0f} days")
+    _table(a["closed"], "alerts_closed")
+
+
+def _act(url: str, user: auth.User, alert: pd.Series, to_status: str, **kw: str) -> None:
+    try:
+        data.change_alert(
+            url,
+            int(alert["id"]),
+            to_status,
+            actor=user.name,
+            expected_version=int(alert["version"]),
+            **kw,  # type: ignore[arg-type]
+        )
+    except (Conflict, NotFound) as exc:
+        st.session_state["alert_flash"] = ("error", str(exc))
+    else:
+        st.session_state["alert_flash"] = ("success", f"Alert #{alert['id']} is now {to_status}.")
+    st.rerun()
+
+
+def actions(url: str, user: auth.User) -> None:
+    since, _ = data.window(RECENT_DAYS)
+    active = data.alerts(url, since)["active"]
+    st.subheader("Act on an alert")
+    flash = st.session_state.pop("alert_flash", None)
+    if flash:
+        (st.success if flash[0] == "success" else st.error)(flash[1])
+    if active.empty:
+        st.caption("No open alerts.")
+        return
+    # unacknowledged first ("open" sorts after "acknowledged"), newest first within each
+    ordered = active.sort_values(["status", "id"], ascending=[False, False])
+    labels = {
+        int(r.id): f"#{r.id} · {r.machine_id} · {r.mode} · {r.severity}"
+        for r in ordered.itertuples()
+    }
+    chosen = st.selectbox("Alert", list(labels), format_func=labels.__getitem__, key="alert_pick")
+    alert = active[active["id"] == chosen].iloc[0]
+    left, right = st.columns([2, 3])
+    with left:
+        st.markdown(f"**Status:** {alert['status']} · **severity:** {alert['severity']}")
+        st.markdown(f"**Recommended:** {alert['recommended_action'] or '–'}")
+        st.markdown(
+            f"P(failure) **{_num(alert['failure_prob'], '.2f')}**, time to failure "
+            f"**{_num(alert['ttf_h'])} h** ({_num(alert['ttf_low_h'])}–{_num(alert['ttf_high_h'])} h)"
+        )
+        if not auth.can(user.role, "acknowledge"):
+            st.info(f"Your role ({user.role}) can read alerts but not act on them.")
+        else:
+            ack, res, dis = st.tabs(["Acknowledge", "Resolve", "Dismiss"])
+            with ack:
+                reason = st.text_input("Note (optional)", key="ack_reason")
+                if st.button(
+                    "Acknowledge",
+                    key="ack_button",
+                    disabled=alert["status"] != "open",
+                    type="primary",
+                ):
+                    _act(url, user, alert, "acknowledged", reason=reason)
+            with res:
+                action = st.selectbox("Maintenance done", MAINTENANCE_ACTIONS, key="res_action")
+                note = st.text_input("Note", key="res_note")
+                if st.button("Resolve", key="res_button"):
+                    _act(
+                        url,
+                        user,
+                        alert,
+                        "resolved",
+                        reason=note or action,
+                        action=action,
+                        note=note,
+                    )
+            with dis:
+                if not auth.can(user.role, "dismiss"):
+                    st.info(f"Your role ({user.role}) cannot dismiss alerts.")
+                else:
+                    why = st.text_input("Why is this a false alarm?", key="dis_reason")
+                    if st.button("Dismiss", key="dis_button", disabled=not why.strip()):
+                        _act(url, user, alert, "dismissed", reason=why.strip())
+    right.plotly_chart(figures.fig_contributions(alert["contributions"]), key="alert_contributions")
+
+
+st.header("Alerts")
+url = data.db_url()
+user = auth.current_user()
+assert user is not None  # app.py shows the pages only after login
+actions(url, user)
+live(url)

@@ -1,0 +1,94 @@
+"""Machine: sensor trends with failure-probability and RUL bands, events, alerts and the explanation."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, figures
+
+LIVE_REFRESH_S = 60
+WINDOWS_DAYS = {"24 hours": 1.0, "3 days": 3.0, "7 days": 7.0}
+
+st.header("Machine detail")
+url = data.db_url()
+fleet = data.fleet_health(url)
+if fleet.empty:
+    st.info("No machines registered yet.")
+    st.stop()
+ids = fleet["machine_id"].tolist()  # riskiest first
+wanted = st.session_state.get("machine_id")
+c1, c2 = st.columns([3, 1])
+machine_id = c1.selectbox(
+    "Machine", ids, index=ids.index(wanted) if wanted in ids else 0, key="machine_pick"
+)
+st.session_state["machine_id"] = machine_id
+span = (
+    c2.segmented_control("Window", list(WINDOWS_DAYS), default="7 days", key="machine_window")
+    or "7 days"
+)
+
+
+@st.fragment(run_every=LIVE_REFRESH_S)
+def live(url: str, machine_id: str, days: float) -> None:
+    since, until = data.window(days)
+    d = data.machine_detail(url, machine_id, since, until)
+    info = d.info or {}
+    latest = d.latest or {}
+    st.subheader(f"{machine_id} · {info.get('type_name', '?')} · {info.get('site_name', '?')}")
+    m1, m2, m3, m4 = st.columns(4)
+    prob = latest.get("failure_prob")
+    m1.metric("P(failure)", "–" if prob is None else f"{prob:.2f}", help="within the horizon")
+    rul, lo, hi = latest.get("rul_h"), latest.get("rul_low_h"), latest.get("rul_high_h")
+    m2.metric(
+        "RUL (h)",
+        "–" if rul is None else f"{rul:.0f}",
+        help=None if lo is None or hi is None else f"interval {lo:.0f}–{hi:.0f} h",
+    )
+    active = d.alerts[d.alerts["status"].isin(data.ACTIVE)] if not d.alerts.empty else d.alerts
+    m3.metric("Open alerts", len(active))
+    m4.metric("Predicted mode", latest.get("mode") or "–")
+    units = {s["name"]: s["unit"] for s in info.get("sensors") or []}
+    fig = figures.fig_sensor_trends(
+        d.rollup, d.predictions, d.timeline, sensors=list(units) or None, units=units
+    )
+    st.plotly_chart(fig, key="machine_trends")
+    left, right = st.columns(2)
+    left.plotly_chart(
+        figures.fig_contributions(latest.get("contributions")), key="machine_contributions"
+    )
+    with right:
+        st.markdown("**Failures, maintenance and alerts**")
+        if d.timeline.empty:
+            st.caption("Nothing in this window.")
+        else:
+            st.dataframe(
+                d.timeline.sort_values("ts", ascending=False),
+                hide_index=True,
+                column_config={"duration_h": st.column_config.NumberColumn("hours", format="%.1f")},
+            )
+    st.markdown("**Alert history**")
+    if d.alerts.empty:
+        st.caption("No alerts for this machine.")
+    else:
+        cols = [
+            "id",
+            "status",
+            "severity",
+            "mode",
+            "failure_prob",
+            "ttf_h",
+            "created_at",
+            "recommended_action",
+        ]
+        st.dataframe(
+            pd.DataFrame(d.alerts[cols]),
+            hide_index=True,
+            column_config={
+                "failure_prob": st.column_config.NumberColumn("P(failure)", format="%.2f"),
+                "ttf_h": st.column_config.NumberColumn("TTF (h)", format="%.0f"),
+            },
+        )
+
+
+live(url, machine_id, WINDOWS_DAYS[span])

@@ -1,0 +1,127 @@
+"""Every dashboard page under Streamlit's AppTest, against a seeded database on real PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.fixtures.dashboard import SeededPlant, seeded_plant  # noqa: F401  (fixture)
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+TIMEOUT_S = 60
+
+
+@pytest.fixture
+def app_env(seeded_plant: SeededPlant, monkeypatch: pytest.MonkeyPatch) -> SeededPlant:  # noqa: F811
+    monkeypatch.setenv("FOREWARN_DB__URL", seeded_plant.url)
+    return seeded_plant
+
+
+def _logged_in(key: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    assert not at.exception, at.exception
+    at.text_input[0].input(key)
+    at.button[0].click().run()  # the form's "Log in"
+    assert not at.exception, at.exception
+    return at
+
+
+def _texts(at: AppTest) -> str:
+    parts = (
+        [m.value for m in at.markdown]
+        + [h.value for h in at.header]
+        + [h.value for h in at.subheader]
+    )
+    return "\n".join(str(p) for p in parts)
+
+
+def test_a_bad_key_is_refused(app_env: SeededPlant) -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    at.text_input[0].input("fwk_not-a-key")
+    at.button[0].click().run()
+    assert [e.value for e in at.error] == ["Invalid or revoked API key."]
+    assert not at.header  # no page is shown
+
+
+def test_fleet_page(app_env: SeededPlant) -> None:
+    at = _logged_in(app_env.operator_key)
+    assert [h.value for h in at.header] == ["Fleet health"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Machines"] == str(app_env.counts["machines"])
+    with psycopg.connect(app_env.url) as conn:
+        open_alerts = conn.execute(
+            "select count(*) from alerts where status in ('open', 'acknowledged')"
+        ).fetchone()
+    assert open_alerts is not None and metrics["Open alerts"] == str(open_alerts[0])
+    table = at.dataframe[0].value
+    assert len(table) == app_env.counts["machines"]
+    assert table["P(failure)"].is_monotonic_decreasing  # riskiest first
+    # filtering by type keeps only that type
+    at.multiselect(key="fleet_types").select("pump").run()
+    assert set(at.dataframe[0].value["type"]) == {"pump"}
+
+
+def test_machine_page(app_env: SeededPlant) -> None:
+    at = _logged_in(app_env.operator_key)
+    at.switch_page("pages/machine.py").run()
+    assert not at.exception, at.exception
+    assert [h.value for h in at.header] == ["Machine detail"]
+    machine = at.selectbox(key="machine_pick").value
+    assert machine in _texts(at)
+    labels = {m.label for m in at.metric}
+    assert {"P(failure)", "RUL (h)", "Open alerts", "Predicted mode"} <= labels
+
+
+def test_alerts_page_operator_acknowledges(app_env: SeededPlant) -> None:
+    at = _logged_in(app_env.operator_key)
+    at.switch_page("pages/alerts.py").run()
+    assert not at.exception, at.exception
+    alert_id = at.selectbox(key="alert_pick").value
+    with psycopg.connect(app_env.url) as conn:
+        row = conn.execute("select status from alerts where id = %s", (alert_id,)).fetchone()
+    assert row == ("open",)  # unacknowledged alerts are offered first
+    at.text_input(key="ack_reason").input("on it")
+    at.button(key="ack_button").click().run()
+    assert not at.exception, at.exception
+    assert f"Alert #{alert_id} is now acknowledged." in [s.value for s in at.success]
+    with psycopg.connect(app_env.url) as conn:
+        status = conn.execute("select status from alerts where id = %s", (alert_id,)).fetchone()
+        trans = conn.execute(
+            "select from_status, to_status, actor, reason from alert_transitions"
+            " where alert_id = %s order by id desc limit 1",
+            (alert_id,),
+        ).fetchone()
+    assert status == ("acknowledged",)
+    assert trans == ("open", "acknowledged", "op-ui", "on it")
+
+
+def test_alerts_page_viewer_cannot_act(app_env: SeededPlant) -> None:
+    at = _logged_in(app_env.viewer_key)
+    at.switch_page("pages/alerts.py").run()
+    assert not at.exception, at.exception
+    assert any("can read alerts but not act" in i.value for i in at.info)
+    assert not [b for b in at.button if b.key in ("ack_button", "res_button", "dis_button")]
+
+
+def test_downtime_roi_page(app_env: SeededPlant) -> None:
+    at = _logged_in(app_env.operator_key)
+    at.switch_page("pages/roi.py").run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    with psycopg.connect(app_env.url) as conn:
+        failures = conn.execute(
+            "select count(*) from machine_events where event = 'failure'"
+        ).fetchone()
+    assert failures is not None and metrics["Failures"] == str(failures[0])
+
+
+def test_models_page(app_env: SeededPlant) -> None:
+    at = _logged_in(app_env.operator_key)
+    at.switch_page("pages/models.py").run()
+    assert not at.exception, at.exception
+    versions = at.dataframe[0].value
+    assert sorted(versions["version"]) == [1, 2]
+    assert "Champion vs challenger" in _texts(at)

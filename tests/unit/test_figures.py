@@ -1,0 +1,195 @@
+"""Dashboard figure builders: pure functions of DataFrames, checked on the traces they produce."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from dashboard import auth, figures
+
+T0 = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def _fleet() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "machine_id": ["m1", "m2", "m3", "m4"],
+            "site_id": ["s1", "s1", "s2", "s2"],
+            "type_id": ["cnc", "pump", "cnc", "pump"],
+            "failure_prob": [0.91, 0.45, 0.05, None],
+            "rul_h": [12.0, 200.0, 900.0, None],
+            "open_alerts": [1, 0, 0, 0],
+        }
+    )
+
+
+def test_fleet_risk_puts_each_machine_in_its_band_and_outlines_alerts() -> None:
+    fig = figures.fig_fleet_risk(_fleet())
+    by_name = {t.name: t for t in fig.data}
+    assert set(by_name) == {"high risk", "medium risk", "low risk"}  # m4 has no prediction
+    assert list(by_name["high risk"].text) == ["m1"]
+    assert list(by_name["high risk"].y) == [0.91]
+    assert list(by_name["high risk"].marker.line.color) == ["black"]  # open alert
+    assert list(by_name["medium risk"].marker.line.color) == ["white"]
+    assert list(by_name["low risk"].x) == [900.0]
+    assert fig.layout.xaxis.type == "log"
+
+
+def test_fleet_risk_without_predictions_is_an_empty_figure_with_a_note() -> None:
+    fig = figures.fig_fleet_risk(_fleet().assign(failure_prob=None))
+    assert len(fig.data) == 0
+    assert fig.layout.annotations[0].text == "no predictions yet"
+
+
+def test_fleet_bands_counts_machines_per_site_and_band() -> None:
+    fig = figures.fig_fleet_bands(_fleet())
+    counts = {t.name: dict(zip(t.x, t.y, strict=True)) for t in fig.data}
+    assert counts == {"high": {"s1": 1, "s2": 0}, "medium": {"s1": 1, "s2": 0},
+                      "low": {"s1": 0, "s2": 1}, "unknown": {"s1": 0, "s2": 1}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("prob", "band"),
+    [(0.6, "high"), (0.59, "medium"), (0.3, "medium"), (0.0, "low"), (None, "unknown")],
+)
+def test_risk_band_edges(prob: float | None, band: str) -> None:
+    assert figures.risk_band(prob) == band
+
+
+def test_sensor_trends_has_probability_rul_and_one_row_per_sensor() -> None:
+    buckets = [T0 + timedelta(hours=h) for h in range(3)]
+    rollup = pd.DataFrame(
+        [(b, s, 10.0 + i, 9.0, 12.0, 12) for i, b in enumerate(buckets) for s in ("temp", "vib")],
+        columns=["bucket", "sensor", "mean", "min", "max", "n"],
+    )
+    preds = pd.DataFrame(
+        {
+            "bucket": buckets,
+            "failure_prob": [0.1, 0.2, 0.7],
+            "failure_prob_max": [0.15, 0.3, 0.8],
+            "rul_h": [100.0, 80.0, 20.0],
+            "rul_low_h": [70.0, 60.0, 10.0],
+            "rul_high_h": [130.0, 100.0, 30.0],
+        }
+    )
+    events = pd.DataFrame(
+        {"ts": [T0 + timedelta(hours=1)], "kind": ["failure"], "label": ["bearing"]}
+    )
+    fig = figures.fig_sensor_trends(rollup, preds, events, units={"temp": "K", "vib": "mm/s"})
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[:4] == ["P(failure)", "RUL (h)", "temp (K)", "vib (mm/s)"]
+    prob = next(t for t in fig.data if t.name == "P(failure)")
+    assert list(prob.y) == [0.1, 0.2, 0.7]
+    assert prob.fill == "tonexty"  # band down to the max trace drawn before it
+    temp_mean = [t for t in fig.data if t.name == "temp"][0]
+    assert list(temp_mean.y) == [10.0, 11.0, 12.0]
+    failure = next(t for t in fig.data if t.name == "failure")
+    assert list(failure.text) == ["bearing"]
+    assert len([s for s in fig.layout.shapes if s.type == "line"]) >= 1  # the event's vline
+
+
+def test_sensor_trends_empty_inputs() -> None:
+    empty = pd.DataFrame(columns=["bucket", "sensor", "mean", "min", "max"])
+    fig = figures.fig_sensor_trends(empty, pd.DataFrame(columns=["bucket"]))
+    assert len(fig.data) == 0
+
+
+def test_contributions_sorted_by_magnitude_largest_on_top() -> None:
+    fig = figures.fig_contributions({"a": 0.1, "b": -0.5, "c": 0.3, "d": 0.01}, top=3)
+    bar = fig.data[0]
+    assert list(bar.y) == ["a", "c", "b"]  # plotly draws the last category at the top
+    assert list(bar.x) == [0.1, 0.3, -0.5]
+    assert list(bar.marker.color) == [figures.COLORS["high"], figures.COLORS["high"], "#1f77b4"]
+    assert len(figures.fig_contributions(None).data) == 0
+
+
+def test_downtime_stacks_causes_for_the_top_machines() -> None:
+    df = pd.DataFrame(
+        {
+            "machine_id": ["m1", "m1", "m2", "m3"],
+            "cause": ["bearing", "preventive", "seal", "preventive"],
+            "downtime_h": [10.0, 2.0, 5.0, 1.0],
+        }
+    )
+    fig = figures.fig_downtime(df, top=2)
+    bars = {t.name: dict(zip(t.y, t.x, strict=True)) for t in fig.data}
+    assert bars == {
+        "bearing": {"m2": 0.0, "m1": 10.0},
+        "preventive": {"m2": 0.0, "m1": 2.0},
+        "seal": {"m2": 5.0, "m1": 0.0},
+    }
+    assert fig.layout.barmode == "stack"
+
+
+def test_savings_are_cumulative_per_baseline() -> None:
+    df = pd.DataFrame(
+        {
+            "ts": [T0, T0 + timedelta(days=1), T0, T0 + timedelta(days=2)],
+            "baseline": ["run-to-failure", "run-to-failure", "fixed-interval", "fixed-interval"],
+            "savings": [100.0, 50.0, 40.0, -10.0],
+        }
+    )
+    fig = figures.fig_savings(df)
+    lines = {t.name: list(t.y) for t in fig.data}
+    assert lines == {"vs fixed-interval": [40.0, 30.0], "vs run-to-failure": [100.0, 150.0]}
+
+
+def test_policy_costs_labels_each_bar() -> None:
+    df = pd.DataFrame({"policy": ["predictive", "run-to-failure"], "cost": [1000.0, 2500.5]})
+    bar = figures.fig_policy_costs(df).data[0]
+    assert list(bar.text) == ["1,000", "2,500"]
+
+
+def test_model_metrics_and_role_comparison() -> None:
+    versions = pd.DataFrame(
+        {
+            "name": ["lgbm", "lgbm"],
+            "version": [2, 1],
+            "aliases": [["challenger"], ["champion"]],
+            "metrics": [{"roc_auc": 0.97, "note": "x"}, {"roc_auc": 0.95, "f1": 0.8}],
+        }
+    )
+    table = figures.metrics_table(versions)
+    assert list(table["label"]) == ["lgbm v2", "lgbm v1"]
+    assert "note" not in table.columns  # only numbers are charted
+    fig = figures.fig_model_metrics(table, ["roc_auc", "f1"])
+    assert [list(t.y) for t in fig.data][0] == [0.97, 0.95]
+    roles = pd.DataFrame(
+        {
+            "bucket": [T0, T0, T0 + timedelta(hours=1)],
+            "role": ["champion", "challenger", "champion"],
+            "failure_prob": [0.1, 0.12, 0.2],
+        }  # fmt: skip
+    )
+    fig = figures.fig_role_comparison(roles)
+    assert {t.name: list(t.y) for t in fig.data} == {"challenger": [0.12], "champion": [0.1, 0.2]}
+
+
+def test_empty_frames_never_raise() -> None:
+    for build in (
+        figures.fig_downtime,
+        figures.fig_downtime_daily,
+        figures.fig_savings,
+        figures.fig_policy_costs,
+        figures.fig_model_metrics,
+        figures.fig_role_comparison,
+        figures.fig_drift,
+        figures.fig_fleet_bands,
+    ):
+        fig = build(pd.DataFrame())
+        assert isinstance(fig, go.Figure) and len(fig.data) == 0
+
+
+def test_roles_follow_the_api_matrix() -> None:
+    """Viewers read only; maintenance systems act but do not dismiss (api.auth.ACT / DISMISS)."""
+    from api.auth import ACT, DISMISS
+
+    assert auth.PERMISSIONS["acknowledge"] == ACT
+    assert auth.PERMISSIONS["resolve"] == ACT
+    assert auth.PERMISSIONS["dismiss"] == DISMISS
+    assert not auth.can("viewer", "acknowledge")
+    assert auth.can("maintenance", "resolve") and not auth.can("maintenance", "dismiss")
+    assert not auth.can(None, "acknowledge")
