@@ -2,7 +2,8 @@
 
 :func:`run_maintenance` is what a long-running service calls every minute or so (or runs
 :func:`maintenance_loop` in a thread). Retention keeps raw readings and minute roll-ups for
-``settings.db.retention_days`` and hour roll-ups for at least :data:`HOUR_ROLLUP_KEEP_DAYS`, so
+``settings.db.retention_days`` (counted from ``now``, or from the newest reading when that is
+older) and hour roll-ups for at least :data:`HOUR_ROLLUP_KEEP_DAYS`, so
 long trends outlive the raw data. On TimescaleDB whole chunks go with ``drop_chunks``; rows older
 than the cutoff in a chunk that straddles it (and everything on plain PostgreSQL) are deleted in
 batches of :data:`DELETE_BATCH` rows by primary key, each batch its own transaction. Either way
@@ -105,12 +106,20 @@ def apply_retention(conn: psycopg.Connection, cutoffs: dict[str, datetime]) -> d
 def run_maintenance(
     conn: psycopg.Connection, settings: Settings, now: datetime, *, grace: timedelta = GRACE
 ) -> dict[str, int]:
-    """One scheduler tick: refresh the roll-ups up to ``now``, then apply retention."""
+    """One scheduler tick: refresh the roll-ups up to ``now``, then apply retention.
+
+    Retention counts from the newest reading when that is older than ``now``, so a replay of past
+    data (the simulator's clock) keeps its last ``retention_days`` instead of losing everything.
+    """
     refreshed = refresh_rollups(conn, now, grace=grace)
-    result = apply_retention(conn, retention_cutoffs(settings, now))
+    with conn.transaction():
+        row = conn.execute("select max(ts) from readings where ts <= %s", (now,)).fetchone()
+    reference = min(now, row[0]) if row and row[0] is not None else now
+    result = apply_retention(conn, retention_cutoffs(settings, reference))
     result["rollup_minutes_refreshed"] = (
-        0 if refreshed is None else int((refreshed[1] - refreshed[0]) / timedelta(minutes=1))
+        0 if refreshed is None else int((refreshed.end - refreshed.start) / timedelta(minutes=1))
     )
+    result["rollup_late_ranges"] = 0 if refreshed is None else len(refreshed.late_ranges)
     log.info("maintenance at %s: %s", now.isoformat(), result)
     return result
 

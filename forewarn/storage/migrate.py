@@ -54,5 +54,6 @@ def migrate(conn: psycopg.Connection) -> list[str]:
             applied_now.append(name)
         # Detected here, never a setting: the same tables become hypertables when TimescaleDB exists.
         enable_hypertables(conn, HYPERTABLES)
-        prepare_rollups(conn)  # roll-up hypertables; continuous aggregate with the community licence
+        # Roll-up hypertables; a continuous aggregate for hours with the community licence.
+        prepare_rollups(conn)
     return applied_now

@@ -5,19 +5,21 @@ Levels: raw ``readings`` (sensor values in the jsonb ``values``) → ``readings_
 non-null numbers in its bucket, so avg = total / n and coarser buckets are exact sums of finer ones.
 
 :func:`refresh_rollups` materialises buckets up to a watermark per level (``rollup_watermarks``):
-each run recomputes every bucket from ``watermark - grace`` to ``now`` from the level below
-(delete + insert, so a rerun changes nothing, and a reading that arrives late but within the grace
-window is counted). A reading older than that stays in ``readings`` but reaches the roll-ups only
-through :func:`rebuild_rollups`.
+each run recomputes every bucket from ``watermark - grace`` to the newest whole minute of data
+from the level below (delete + insert, so a rerun changes nothing and a reading up to ``grace``
+late is counted). Readings received since the previous run with an older ts (a backlog, or a
+replay of past data) are found by ``received_at`` and their hours recomputed too.
+:func:`rebuild_rollups` recomputes any range on demand.
 
 :func:`sensor_rollup` / :func:`fleet_rollup` read the roll-up below its watermark and aggregate the
-rest from the level below, so results never wait for a refresh (like a continuous aggregate with
-real-time aggregation).
+rest from the level below, so the newest data never waits for a refresh (like a continuous
+aggregate with real-time aggregation); late data below the watermark shows after the next refresh.
 
 Per server, one SQL path with small branches: buckets by ``time_bucket`` (qualified with the
 extension's schema) on TimescaleDB and by ``date_bin`` elsewhere, with the same origin, so both
 give the same buckets. With the TimescaleDB community licence ``readings_1h`` is a continuous
-aggregate over ``readings_1m`` (see :func:`prepare_rollups`), which TimescaleDB keeps up to date.
+aggregate over ``readings_1m`` (see :mod:`forewarn.storage.rollup_schema`), kept up to date by
+TimescaleDB.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "BUCKETS",
     "GRACE",
     "Bucket",
+    "Refreshed",
     "RollupRow",
     "fleet_rollup",
     "floor_to",
@@ -57,6 +60,9 @@ _WIDTH_SQL = {"minute": "1 minute", "hour": "1 hour", "day": "1 day"}
 ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
 # How far behind the minute watermark each refresh recomputes, to count late readings.
 GRACE = timedelta(minutes=10)
+# Late readings are found by received_at (database clock) since the previous refresh's start, less
+# this margin for ingest transactions that were still open then.
+RECEIVED_OVERLAP = timedelta(minutes=5)
 # Largest range materialised in one transaction (a first refresh over months proceeds by days).
 MAX_SLICE = timedelta(days=1)
 # Serialises refreshes of one database ("Roll"); readers never wait for it.
@@ -83,6 +89,7 @@ class _State:
     schema: str | None  # TimescaleDB's schema, None without the extension
     minute_wm: datetime | None  # minutes before this are in readings_1m
     hour_wm: datetime | None  # hours before this are in readings_1h
+    received_wm: datetime | None  # start of the previous refresh (database clock)
     hour_is_aggregate: bool  # readings_1h is a continuous aggregate (community licence)
 
 
@@ -102,11 +109,12 @@ def _state(conn: psycopg.Connection) -> _State:
         "         where e.extname = 'timescaledb'),"
         " (select watermark from rollup_watermarks where rollup = 'minute'),"
         " (select watermark from rollup_watermarks where rollup = 'hour'),"
+        " (select watermark from rollup_watermarks where rollup = 'received'),"
         " coalesce((select c.relkind = 'v' from pg_class c"
         "           where c.oid = to_regclass('readings_1h')), false)"
     ).fetchone()
     assert row is not None
-    return _State(row[0], row[1], row[2], bool(row[3]))
+    return _State(row[0], row[1], row[2], row[3], bool(row[4]))
 
 
 def _bucket(schema: str | None, width: str, column: str) -> sql.Composable:
@@ -169,35 +177,84 @@ def _materialise(
             conn.execute(_ADVANCE, ("hour", h_hi))
 
 
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    """What one :func:`refresh_rollups` recomputed."""
+
+    start: datetime  # the window [start, end) behind the minute watermark, now materialised
+    end: datetime
+    late_ranges: tuple[tuple[datetime, datetime], ...]  # older ranges that received readings
+
+
+def _late_ranges(
+    conn: psycopg.Connection, state: _State, received_since: datetime, before: datetime
+) -> list[tuple[datetime, datetime]]:
+    """Whole hours (merged when adjacent) holding readings received since then, clipped to before."""
+    rows = conn.execute(
+        sql.SQL(
+            "select distinct {} from readings where received_at >= %s and ts < %s order by 1"
+        ).format(_bucket(state.schema, "1 hour", "ts")),
+        (received_since, before),
+    ).fetchall()
+    hour = BUCKETS["hour"]
+    ranges: list[tuple[datetime, datetime]] = []
+    for (h,) in rows:
+        if ranges and ranges[-1][1] == h:
+            ranges[-1] = (ranges[-1][0], h + hour)
+        else:
+            ranges.append((h, h + hour))
+    return [(a, min(b, before)) for a, b in ranges]
+
+
+def _materialise_range(
+    conn: psycopg.Connection, state: _State, lo: datetime, hi: datetime, *, advance: bool
+) -> None:
+    while lo < hi:
+        step = min(hi, lo + MAX_SLICE)
+        _materialise(conn, state, lo, step, advance=advance)
+        lo = step
+
+
 def refresh_rollups(
     conn: psycopg.Connection, now: datetime, *, grace: timedelta = GRACE
-) -> tuple[datetime, datetime] | None:
-    """Bring the roll-ups up to the last whole minute before ``now``; return the range recomputed.
+) -> Refreshed | None:
+    """Materialise the roll-ups up to the last whole minute of data before ``now``.
 
-    Recomputes from ``minute watermark - grace`` (the first run: from the oldest reading), in
-    transactions of at most a day, each committed when the connection is not already inside a
-    transaction (otherwise the caller commits). Idempotent; concurrent runs serialise on a lock.
-    Returns None when there is nothing to do (no readings yet).
+    Recomputes [minute watermark - grace, new watermark) (the first run: from the oldest reading),
+    where the new watermark is the minute of the newest reading, never after ``now``: a replay of
+    past data (the simulator's clock) is rolled up as it arrives. Readings received since the
+    previous refresh with an older ts (a gateway's backlog) have their hours recomputed too.
+    Works in transactions of at most a day, each committed when the connection is not already in
+    a transaction (otherwise the caller commits). Idempotent; concurrent runs take turns on a lock.
+    Returns None when there are no readings.
     """
     minute = BUCKETS["minute"]
     with conn.transaction():
         state = _state(conn)
-        hi = floor_to(now, minute)
-        if state.minute_wm is not None:
-            lo = floor_to(state.minute_wm - grace, minute)
-            hi = max(hi, state.minute_wm)  # a clock that went back never un-materialises
-        else:
-            row = conn.execute("select min(ts) from readings where ts < %s", (hi,)).fetchone()
-            lo = floor_to(row[0], minute) if row and row[0] is not None else hi
-    if lo >= hi:
+        row = conn.execute(
+            "select now(), min(ts), max(ts) from readings where ts < %s", (now,)
+        ).fetchone()
+    assert row is not None
+    received_now, oldest, newest = row
+    if newest is None:
         return None
-    start = lo
-    while start < hi:
-        end = min(hi, start + MAX_SLICE)
-        _materialise(conn, state, start, end, advance=True)
-        start = end
-    log.debug("roll-ups refreshed over [%s, %s)", lo, hi)
-    return lo, hi
+    hi = min(floor_to(now, minute), floor_to(newest, minute))
+    if state.minute_wm is not None:
+        lo = floor_to(state.minute_wm - grace, minute)
+        hi = max(hi, state.minute_wm)  # never un-materialise (a clock that went back, retention)
+    else:
+        lo = min(floor_to(oldest, minute), hi)
+    late: list[tuple[datetime, datetime]] = []
+    if state.received_wm is not None:
+        with conn.transaction():
+            late = _late_ranges(conn, state, state.received_wm - RECEIVED_OVERLAP, lo)
+        for a, b in late:
+            _materialise_range(conn, state, a, b, advance=False)
+    _materialise_range(conn, state, lo, hi, advance=True)
+    with conn.transaction():
+        conn.execute(_ADVANCE, ("received", received_now))
+    log.debug("roll-ups refreshed over [%s, %s), late %s", lo, hi, late)
+    return Refreshed(lo, hi, tuple(late))
 
 
 def rebuild_rollups(conn: psycopg.Connection, start: datetime, end: datetime) -> None:
@@ -211,10 +268,7 @@ def rebuild_rollups(conn: psycopg.Connection, start: datetime, end: datetime) ->
     lo, hi = floor_to(start, hour), _ceil_to(end, hour)
     with conn.transaction():
         state = _state(conn)
-    while lo < hi:
-        step = min(hi, lo + MAX_SLICE)
-        _materialise(conn, state, lo, step, advance=False)
-        lo = step
+    _materialise_range(conn, state, lo, hi, advance=False)
 
 
 # --- query -------------------------------------------------------------------------------------
