@@ -5,6 +5,7 @@ The reference is computed in Python from the readings written, never by the code
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,8 +14,9 @@ import psycopg
 import pytest
 
 from forewarn.contract import Telemetry
+from forewarn.errors import StorageUnavailable
 from forewarn.settings import load_settings
-from forewarn.storage.maintenance import run_maintenance
+from forewarn.storage.maintenance import maintenance_loop, run_maintenance
 from forewarn.storage.readings import insert_readings
 from forewarn.storage.rollups import (
     BUCKETS,
@@ -318,3 +320,40 @@ def test_each_server_of_the_matrix_is_what_its_name_says(
         ]
     else:
         assert hyper == (None,)
+
+
+def test_maintenance_loop_survives_a_failed_tick_and_stops_when_asked(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with psycopg.connect(db_url) as conn:
+        _write(conn, [_reading("m1", i) for i in range(20)])
+    attempts = []
+
+    def connect() -> psycopg.Connection:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise StorageUnavailable("database unreachable: first tick")
+        return psycopg.connect(db_url)
+
+    stop = threading.Event()
+    loop = threading.Thread(
+        target=maintenance_loop,
+        args=(connect, load_settings(), stop),
+        kwargs={"interval_s": 0.05, "clock": lambda: END},
+    )
+    loop.start()
+    try:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            for _ in range(200):
+                if conn.execute("select count(*) from rollup_watermarks").fetchone() != (0,):
+                    break
+                stop.wait(0.05)
+    finally:
+        stop.set()
+        loop.join(timeout=10)
+
+    assert not loop.is_alive()
+    assert len(attempts) >= 2
+    assert "maintenance tick failed" in caplog.text
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("select count(*) from readings_1m").fetchone() != (0,)
