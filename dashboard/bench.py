@@ -18,7 +18,6 @@ from urllib.parse import quote
 
 import psycopg
 
-from dashboard import data
 from dashboard.seed import seed_history
 from forewarn.storage.migrate import migrate
 from forewarn.storage.rollups import refresh_rollups
@@ -35,6 +34,13 @@ def _with_schema(url: str, schema: str) -> str:
 
 def page_loaders(conn: psycopg.Connection, now: datetime) -> dict[str, Callable[[], Any]]:
     """Each page's data load as a thunk, with the page's default window."""
+    import streamlit.runtime.caching.cache_data_api as cache_api
+
+    # Outside a Streamlit server its cache module warns once per cached function when
+    # dashboard.data is imported; the bench calls the plain loaders, so the warning is noise.
+    logging.getLogger(cache_api.__name__).setLevel(logging.ERROR)
+    from dashboard import data
+
     since, until = data.window(7.0, now)
     riskiest = data.load_fleet(conn)["machine_id"].iloc[0]
     return {

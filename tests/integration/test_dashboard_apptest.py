@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from forewarn.storage.alerts import NewAlert, insert_alert
 from tests.fixtures.dashboard import SeededPlant, seeded_plant  # noqa: F401  (fixture)
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
@@ -96,6 +99,71 @@ def test_alerts_page_operator_acknowledges(app_env: SeededPlant) -> None:
         ).fetchone()
     assert status == ("acknowledged",)
     assert trans == ("open", "acknowledged", "op-ui", "on it")
+
+
+def _new_alert(url: str, machine_id: str, mode: str) -> int:
+    with psycopg.connect(url) as conn:
+        alert = insert_alert(
+            conn,
+            NewAlert(
+                machine_id,
+                mode,
+                "high",
+                0.8,
+                20.0,
+                10.0,
+                30.0,
+                {"torque_mean_1h": 0.4},
+                None,
+                12.0,
+                "Inspect the spindle drive",
+            ),  # fmt: skip
+            actor="test",
+            now=datetime.now(UTC),
+        )
+        conn.commit()
+    st.cache_data.clear()  # pages cache alerts for LIVE_TTL_S; show the new one now
+    return int(alert["id"])
+
+
+def _open_alerts_page(app_env: SeededPlant, alert_id: int) -> AppTest:
+    at = _logged_in(app_env.operator_key)
+    at.switch_page("pages/alerts.py").run()
+    at.selectbox(key="alert_pick").set_value(alert_id).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_alerts_page_operator_resolves_with_the_maintenance_done(app_env: SeededPlant) -> None:
+    alert_id = _new_alert(app_env.url, "s2-pump-0011", "ui-resolve")
+    at = _open_alerts_page(app_env, alert_id)
+    at.selectbox(key="res_action").set_value("repair")
+    at.text_input(key="res_note").input("drive replaced")
+    at.button(key="res_button").click().run()
+    assert f"Alert #{alert_id} is now resolved." in [s.value for s in at.success]
+    with psycopg.connect(app_env.url) as conn:
+        status = conn.execute("select status from alerts where id = %s", (alert_id,)).fetchone()
+        event = conn.execute(
+            "select event, kind, detail->>'note' from machine_events where seq = %s",
+            (-alert_id,),
+        ).fetchone()
+    assert status == ("resolved",)
+    assert event == ("maintenance", "repair", "drive replaced")
+
+
+def test_alerts_page_operator_dismisses_with_a_reason(app_env: SeededPlant) -> None:
+    alert_id = _new_alert(app_env.url, "s2-pump-0011", "ui-dismiss")
+    at = _open_alerts_page(app_env, alert_id)
+    assert at.button(key="dis_button").disabled  # a reason is required
+    at.text_input(key="dis_reason").input("sensor glitch, checked on site").run()
+    at.button(key="dis_button").click().run()
+    with psycopg.connect(app_env.url) as conn:
+        row = conn.execute(
+            "select a.status, t.reason from alerts a join alert_transitions t on t.alert_id = a.id"
+            " where a.id = %s and t.to_status = 'dismissed'",
+            (alert_id,),
+        ).fetchone()
+    assert row == ("dismissed", "sensor glitch, checked on site")
 
 
 def test_alerts_page_viewer_cannot_act(app_env: SeededPlant) -> None:
