@@ -118,7 +118,7 @@ def evaluate_ai4i(
 
 
 # Command modules under forewarn/commands/, each exposing register(app). Add new areas here.
-AREAS: tuple[str, ...] = ()
+AREAS: tuple[str, ...] = ("api", "bench", "ingest", "simulate", "dashboard", "rollups")
 for _area in AREAS:
     importlib.import_module(f"forewarn.commands.{_area}").register(app)
 

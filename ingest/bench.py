@@ -1,0 +1,398 @@
+"""`forewarn bench ingest`: bare transport vs naive inserts vs the ingest pipeline, on one message set.
+
+Every pass consumes the same pre-generated messages (a turbofan-like snapshot of 12 sensors each,
+for 100 synthetic machines) from a backlog queued at the broker *before* its clock starts: the
+consumer connects with a persistent session and holds its network thread while the publisher
+sends everything (a Python QoS 1 publisher is slower than a consumer, so publishing while
+consuming would measure the publisher). Then the hold is released and the drain is timed.
+
+- ``bare``: a plain paho QoS 1 subscriber that only counts (the transport's ceiling here).
+- ``naive``: one INSERT per message with autocommit, on the network thread (the usual proof of
+  concept). It runs on a sample of the set and its rate is extrapolated (said in the output).
+- ``pipeline``: the real :func:`ingest.run_ingest` until every message is committed.
+
+``lost`` and ``duplicates`` compare the rows in the database with the published set. The lag is
+measured in a short live pass afterwards (messages stamped at publish time, paced at
+``LIVE_RATE`` msg/s), since a backlog's lag is only its age. Everything runs in a throwaway schema
+of the configured database, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from psycopg.types.json import Jsonb
+
+from forewarn.assets import AssetRegistry, Costs, Line, Machine, MachineType, SensorSpec, Site
+from forewarn.contract import Telemetry, encode, topic_for
+from forewarn.settings import Settings
+from forewarn.storage.migrate import migrate
+from forewarn.storage.registry import upsert_registry
+from ingest.pipeline import CommitInfo
+from ingest.service import RECEIVE_MAXIMUM, broker_address, connect_properties, run_ingest
+
+log = logging.getLogger(__name__)
+
+SITE = "bench"
+MACHINES = 100
+# C-MAPSS-like turbofan sensors: (name, unit, min, max); values are drawn inside the bounds
+SENSORS = (
+    ("T24", "degR", 600.0, 700.0),
+    ("T30", "degR", 1500.0, 1700.0),
+    ("T50", "degR", 1300.0, 1500.0),
+    ("P30", "psia", 500.0, 600.0),
+    ("Nf", "rpm", 2300.0, 2450.0),
+    ("Nc", "rpm", 8900.0, 9300.0),
+    ("Ps30", "psia", 40.0, 55.0),
+    ("phi", "pps/psi", 500.0, 540.0),
+    ("NRf", "rpm", 2300.0, 2450.0),
+    ("BPR", "-", 8.0, 9.0),
+    ("htBleed", "-", 380.0, 400.0),
+    ("W31", "lbm/s", 35.0, 42.0),
+)
+# Messages queued at the broker per timed drain. Debian's stock mosquitto (max_queued_messages
+# 1000) held about 16k for a held MQTT 5 subscriber before dropping; Forewarn's configs hold any.
+BACKLOG = 10_000
+PUBLISH_WINDOW = 20_000  # < 65,535 outstanding QoS 1 publishes (paho's message-id space)
+NAIVE_SAMPLE = 5_000
+LIVE_RATE = 2_000  # msg/s in the lag pass
+LIVE_MESSAGES = 6_000
+DRAIN_TIMEOUT_S = 600.0
+KEEPALIVE_S = 300  # a held consumer sends no PINGREQ; the broker must not drop it meanwhile
+
+
+def bench_registry() -> AssetRegistry:
+    """100 turbofan-like machines with 12 bounded sensors on one site."""
+    turbofan = MachineType(
+        "turbofan",
+        "Turbofan engine (synthetic)",
+        tuple(SensorSpec(*s) for s in SENSORS),
+        ("hpc_degradation", "fan_degradation"),
+        Costs(5000.0, 50000.0, 8000.0, 1000.0, 24.0, 6.0),
+    )
+    return AssetRegistry(
+        sites=[Site(SITE, "Benchmark site")],
+        lines=[Line(f"{SITE}-l1", SITE, "Line one")],
+        types=[turbofan],
+        machines=[Machine(f"tf-{i:03d}", SITE, f"{SITE}-l1", "turbofan") for i in range(MACHINES)],
+    )
+
+
+def make_messages(n: int, *, seed: int = 7, first_seq: int = 1) -> list[tuple[str, int, bytes]]:
+    """``n`` telemetry payloads as (machine, seq, wire bytes), round-robin over the machines."""
+    rng = random.Random(seed)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+    out = []
+    for i in range(n):
+        machine = f"tf-{i % MACHINES:03d}"
+        seq = first_seq + i // MACHINES
+        values: dict[str, float | None] = {
+            name: round(rng.uniform(lo, hi), 2) for name, _, lo, hi in SENSORS
+        }
+        msg = Telemetry(SITE, machine, t0 + timedelta(seconds=seq), seq, values, regime=1)
+        out.append((machine, seq, encode(msg)))
+    return out
+
+
+def _client(
+    client_id: str, url: str, on_message: Callable[..., None], *, manual: bool = False
+) -> mqtt.Client:
+    host, port, _tls, v5 = broker_address(url)
+    c = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        clean_session=None if v5 else False,
+        manual_ack=manual,
+    )
+    c.on_message = on_message
+    if v5:
+        props = connect_properties(600, RECEIVE_MAXIMUM)
+        c.connect(host, port, KEEPALIVE_S, clean_start=False, properties=props)
+    else:
+        c.connect(host, port, KEEPALIVE_S)
+    return c
+
+
+def _subscribe_and_wait(c: mqtt.Client, topic: str) -> None:
+    done = threading.Event()
+    c.on_subscribe = lambda *_a: done.set()
+    c.loop_start()
+    c.subscribe(topic, 1)
+    if not done.wait(10):
+        raise RuntimeError(f"no SUBACK for {topic}")
+
+
+def publish_all(url: str, root: str, messages: list[tuple[str, int, bytes]]) -> None:
+    """Publish at QoS 1 in windows, waiting for every PUBACK."""
+    host, port, _tls, v5 = broker_address(url)
+    pub = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"bench-pub-{uuid.uuid4().hex[:8]}",
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+    )
+    pub.max_inflight_messages_set(1000)
+    pub.max_queued_messages_set(0)
+    pub.connect(host, port, 60)
+    pub.loop_start()
+    try:
+        for start in range(0, len(messages), PUBLISH_WINDOW):
+            infos = [
+                pub.publish(topic_for(SITE, m, "telemetry", root), payload, qos=1)
+                for m, _seq, payload in messages[start : start + PUBLISH_WINDOW]
+            ]
+            for info in infos:
+                info.wait_for_publish(60)
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+
+
+def _wait_count(count: Callable[[], int], target: int, timeout_s: float) -> float:
+    """Seconds until ``count() >= target`` (raises on timeout)."""
+    t0 = time.perf_counter()
+    while count() < target:
+        if time.perf_counter() - t0 > timeout_s:
+            raise TimeoutError(f"only {count()} of {target} after {timeout_s:.0f}s")
+        time.sleep(0.002)
+    return time.perf_counter() - t0
+
+
+def timed_drain(
+    url: str,
+    root: str,
+    messages: list[tuple[str, int, bytes]],
+    hold: threading.Event,
+    count: Callable[[], int],
+    backlog: int,
+) -> float:
+    """Seconds spent draining ``messages``, queued ``backlog`` at a time while the consumer is held.
+
+    Only the drains are timed; publishing happens while the clock is stopped.
+    """
+    elapsed, base = 0.0, count()
+    for start in range(0, len(messages), backlog):
+        chunk = messages[start : start + backlog]
+        hold.clear()
+        publish_all(url, root, chunk)
+        t0 = time.perf_counter()
+        hold.set()
+        _wait_count(count, base + start + len(chunk), DRAIN_TIMEOUT_S)
+        elapsed += time.perf_counter() - t0
+    return elapsed
+
+
+def bare_pass(url: str, messages: list[tuple[str, int, bytes]], backlog: int) -> float:
+    """Messages per second a counting QoS 1 subscriber drains from a backlog."""
+    root = f"forewarn-bench-bare-{uuid.uuid4().hex[:8]}/v1"
+    hold, n = threading.Event(), [0]
+
+    def on_message(_c: Any, _u: Any, _m: Any) -> None:
+        hold.wait()
+        n[0] += 1
+
+    c = _client(f"bench-bare-{uuid.uuid4().hex[:8]}", url, on_message)
+    _subscribe_and_wait(c, f"{root}/+/+/telemetry")
+    elapsed = timed_drain(url, root, messages, hold, lambda: n[0], backlog)
+    c.disconnect()
+    c.loop_stop()
+    return len(messages) / elapsed
+
+
+def naive_pass(
+    url: str, db_url: str, messages: list[tuple[str, int, bytes]], backlog: int
+) -> float:
+    """Messages per second of one autocommitted INSERT per message on the network thread."""
+    root = f"forewarn-bench-naive-{uuid.uuid4().hex[:8]}/v1"
+    hold, n = threading.Event(), [0]
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("create table bench_naive (like readings including all)")
+
+        def on_message(_c: Any, _u: Any, m: mqtt.MQTTMessage) -> None:
+            hold.wait()
+            body = json.loads(m.payload)
+            conn.execute(
+                "insert into bench_naive (machine_id, seq, ts, regime, values)"
+                " values (%s, %s, %s, %s, %s)",
+                (
+                    body["machine"],
+                    body["seq"],
+                    body["ts"],
+                    body.get("regime"),
+                    Jsonb(body["values"]),
+                ),
+            )
+            n[0] += 1
+
+        c = _client(f"bench-naive-{uuid.uuid4().hex[:8]}", url, on_message)
+        _subscribe_and_wait(c, f"{root}/+/+/telemetry")
+        elapsed = timed_drain(url, root, messages, hold, lambda: n[0], backlog)
+        c.disconnect()
+        c.loop_stop()
+    return len(messages) / elapsed
+
+
+class _Committed:
+    def __init__(self) -> None:
+        self.readings = 0
+        self.lags_s: list[float] = []
+        self.record_lag = False
+
+    def __call__(self, info: CommitInfo) -> None:
+        self.readings += info.written.readings
+        if self.record_lag:
+            self.lags_s.extend(info.lags_s)
+
+
+def pipeline_pass(
+    settings: Settings,
+    db_url: str,
+    url: str,
+    messages: list[tuple[str, int, bytes]],
+    backlog: int,
+) -> tuple[float, float]:
+    """(msg/s draining the backlog, p99 lag in ms of a paced live stream) of the real ingest."""
+    root = f"forewarn-bench-pipe-{uuid.uuid4().hex[:8]}/v1"
+    s = settings.model_copy(deep=True)
+    s.mqtt.topic_root, s.mqtt.keepalive_s = root, KEEPALIVE_S
+    s.ingest.metrics_port, s.ingest.shared_group, s.ingest.auto_register = 0, None, False
+    committed, stop, ready, hold = (
+        _Committed(),
+        threading.Event(),
+        threading.Event(),
+        threading.Event(),
+    )
+    worker = threading.Thread(
+        target=run_ingest,
+        args=(s, db_url, url, stop),
+        kwargs={
+            "client_id": f"bench-ingest-{uuid.uuid4().hex[:8]}",
+            "on_commit": committed,
+            "ready": ready,
+            "hold": hold,
+            "session_expiry_s": 600,
+        },
+        name="bench-ingest",
+    )
+    worker.start()
+    try:
+        if not ready.wait(15):
+            raise RuntimeError("ingest did not connect")
+        time.sleep(0.3)  # the SUBACK follows the CONNACK
+        elapsed = timed_drain(url, root, messages, hold, lambda: committed.readings, backlog)
+        rate = len(messages) / elapsed
+        committed.record_lag = True
+        _live(url, root, committed)
+    finally:
+        stop.set()
+        worker.join(60)
+    lags = sorted(committed.lags_s)
+    p99 = lags[int(0.99 * (len(lags) - 1))] * 1000 if lags else float("nan")
+    return rate, p99
+
+
+def _live(url: str, root: str, committed: _Committed) -> None:
+    """Publish LIVE_MESSAGES stamped now at LIVE_RATE msg/s and wait until they are committed."""
+    host, port, _tls, v5 = broker_address(url)
+    pub = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"bench-live-{uuid.uuid4().hex[:8]}",
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+    )
+    pub.max_inflight_messages_set(1000)
+    pub.connect(host, port, 60)
+    pub.loop_start()
+    target = committed.readings + LIVE_MESSAGES
+    rng = random.Random(3)
+    chunk, t0 = LIVE_RATE // 50, time.perf_counter()
+    for i in range(0, LIVE_MESSAGES, chunk):
+        for j in range(i, min(i + chunk, LIVE_MESSAGES)):
+            machine, seq = f"tf-{j % MACHINES:03d}", 10_000_000 + j // MACHINES
+            values: dict[str, float | None] = {
+                name: round(rng.uniform(lo, hi), 2) for name, _, lo, hi in SENSORS
+            }
+            msg = Telemetry(SITE, machine, datetime.now(UTC), seq, values, regime=1)
+            pub.publish(topic_for(SITE, machine, "telemetry", root), encode(msg), qos=1)
+        time.sleep(max(0.0, t0 + (i + chunk) / LIVE_RATE - time.perf_counter()))
+    _wait_count(lambda: committed.readings, target, 60)
+    pub.disconnect()
+    pub.loop_stop()
+
+
+def compare(db_url: str, messages: list[tuple[str, int, bytes]]) -> tuple[int, int, int]:
+    """(stored, lost, duplicates) of the backlog set, from the rows in the database."""
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "select machine_id, seq, count(*) from readings where seq < 10000000 group by 1, 2"
+        ).fetchall()
+    stored = {(m, s): c for m, s, c in rows}
+    expected = Counter((m, s) for m, s, _ in messages)
+    lost = sum(1 for k in expected if k not in stored)
+    duplicates = sum(c - 1 for c in stored.values() if c > 1) + sum(
+        c for k, c in stored.items() if k not in expected
+    )
+    return sum(stored.values()), lost, duplicates
+
+
+def run_bench(
+    settings: Settings, db_url: str, mqtt_url: str, messages: int, *, backlog: int = BACKLOG
+) -> dict[str, Any]:
+    """Run the three passes in a throwaway schema of ``db_url``; return the result keys."""
+    schema = f"forewarn_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(f"create schema {schema}")
+    sep = "&" if "?" in db_url else "?"
+    url = f"{db_url}{sep}options={quote(f'-csearch_path={schema}')}"
+    try:
+        with psycopg.connect(url) as conn:
+            migrate(conn)
+            upsert_registry(conn, bench_registry())
+            conn.commit()
+        msgs = make_messages(messages)
+        log.info(
+            "bench: %d messages of %d bytes on average",
+            messages,
+            sum(len(p) for *_, p in msgs) // len(msgs),
+        )
+        bare = bare_pass(mqtt_url, msgs, backlog)
+        log.info("bench: bare %.0f msg/s", bare)
+        sample = min(NAIVE_SAMPLE, messages)
+        naive = naive_pass(mqtt_url, url, msgs[:sample], backlog)
+        log.info("bench: naive %.0f msg/s (sample of %d)", naive, sample)
+        pipe, p99 = pipeline_pass(settings, url, mqtt_url, msgs, backlog)
+        log.info("bench: pipeline %.0f msg/s, p99 lag %.0f ms", pipe, p99)
+        stored, lost, dups = compare(url, msgs)
+    finally:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(f"drop schema if exists {schema} cascade")
+    return {
+        "messages": messages,
+        "stored": stored,
+        "lost": lost,
+        "duplicates": dups,
+        "bare_msgs_per_s": round(bare, 1),
+        "naive_msgs_per_s": round(naive, 1),
+        "pipeline_msgs_per_s": round(pipe, 1),
+        "pipeline_readings_per_s": round(pipe * len(SENSORS), 1),
+        "ratio_vs_bare": round(pipe / bare, 3),
+        "ratio_vs_naive": round(pipe / naive, 2),
+        "p99_lag_ms": round(p99, 1),
+        "naive_sampled": sample,
+        "backlog": backlog,
+        "note": f"backlogs of {backlog} queued before each timed drain; "
+        f"naive rate measured on the first {sample} messages and extrapolated; "
+        f"p99 lag from a live pass of {LIVE_MESSAGES} msgs at {LIVE_RATE} msg/s",
+    }

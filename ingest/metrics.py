@@ -1,0 +1,114 @@
+"""Prometheus metrics of one ingest worker, and its HTTP endpoint.
+
+Endpoints on ``settings.ingest.metrics_port`` (0 = no server):
+``/metrics`` (Prometheus text format), ``/healthz`` (200 while the process runs: liveness) and
+``/readyz`` (200 when connected to the broker and the last database write succeeded, else 503).
+Each worker has its own :class:`~prometheus_client.CollectorRegistry`, so several pipelines can
+live in one process (tests, the benchmark) without clashing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+log = logging.getLogger(__name__)
+
+LAG_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+COMMIT_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000)
+
+
+class IngestMetrics:
+    """The counters, gauges and histograms one worker exports."""
+
+    def __init__(self, queue_depth: Callable[[], float]) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.received = Counter(
+            "forewarn_ingest_received", "MQTT messages received", ["kind"], registry=r
+        )
+        self.stored = Counter(
+            "forewarn_ingest_stored", "Rows committed (new, not duplicates)", ["table"], registry=r
+        )
+        self.rejected = Counter(
+            "forewarn_ingest_rejected",
+            "Messages dead-lettered, by reason code",
+            ["reason"],
+            registry=r,
+        )
+        self.db_errors = Counter(
+            "forewarn_ingest_db_errors",
+            "Failed database writes (batch kept and retried)",
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "forewarn_ingest_batch_size",
+            "Messages per committed batch",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.commit_seconds = Histogram(
+            "forewarn_ingest_commit_seconds",
+            "Write + commit latency of one batch",
+            buckets=COMMIT_BUCKETS_S,
+            registry=r,
+        )
+        self.lag_seconds = Histogram(
+            "forewarn_ingest_lag_seconds",
+            "End-to-end lag: commit time minus the message's event time",
+            buckets=LAG_BUCKETS_S,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "forewarn_ingest_queue_depth", "Messages waiting for the writer", registry=r
+        )
+        self.queue_depth.set_function(queue_depth)
+        self.connected = Gauge(
+            "forewarn_ingest_broker_connected", "1 while connected to the broker", registry=r
+        )
+        self.db_ok = Gauge(
+            "forewarn_ingest_db_ok", "1 when the last database write succeeded", registry=r
+        )
+
+    def ready(self) -> bool:
+        """Connected to the broker and the database accepted the last write."""
+        return bool(self.connected._value.get()) and bool(self.db_ok._value.get())
+
+
+def serve(metrics: IngestMetrics, port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:
+    """Serve /metrics, /healthz and /readyz in a daemon thread; the caller shuts it down."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._reply(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
+            elif path == "/healthz":
+                self._reply(200, b"ok\n")
+            elif path == "/readyz":
+                ok = metrics.ready()
+                self._reply(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
+            else:
+                self._reply(404, b"not found\n")
+
+        def _reply(self, code: int, body: bytes, ctype: str = "text/plain") -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            log.debug("metrics http: " + format, *args)
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="ingest-metrics", daemon=True).start()
+    log.info("metrics on http://%s:%d/metrics (/healthz, /readyz)", host, server.server_address[1])
+    return server

@@ -1,0 +1,300 @@
+"""Intake (on the MQTT network thread) and the writer thread, joined by one bounded queue.
+
+``intake`` only validates and enqueues. When the queue is full it blocks the network thread: paho
+stops reading the socket, the broker stops sending (its in-flight window is full) and keeps the
+rest, so memory stays bounded. The writer takes batches by size or interval, writes each in one
+transaction, commits, and only then acknowledges every message of the batch (dead letters too).
+On a database error nothing is acknowledged: the batch is kept and retried with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import cast
+
+import psycopg
+
+from forewarn.assets import MachineSpec
+from forewarn.contract import Event, Limits, Telemetry, validate
+from forewarn.errors import ContractError, StorageUnavailable
+from forewarn.storage.registry import machine_specs
+from ingest.fastpath import fast_telemetry
+from ingest.metrics import IngestMetrics
+from ingest.writer import Batch, Written, isolate_poison, write_batch
+
+log = logging.getLogger(__name__)
+
+REGISTRY_REFRESH_S = 30.0  # new machines registered elsewhere are picked up this often
+DRAIN_TIMEOUT_S = 30.0
+IDLE_FLUSH_S = 0.02  # flush a partial batch once no message arrived for this long  # on stop, give up on an unreachable database after this long
+BACKOFF_MAX_S = 5.0  # database retry: 0.1 s, doubling per failed attempt, capped here
+
+TELEMETRY, EVENT, DEAD = 0, 1, 2
+# (kind, Telemetry | Event | (reason, detail), topic, payload, mid, qos, connection generation)
+Item = tuple[int, object, str, bytes, int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    """What one committed batch held; handed to the ``on_commit`` hook (benchmark, tests)."""
+
+    messages: int
+    written: Written
+    lags_s: list[float]
+    committed_at: float
+
+
+def load_specs(conn: psycopg.Connection, auto_register: bool) -> dict[str, MachineSpec]:
+    """The registry as validation specs; auto-registered (sensor-less) machines stay unchecked."""
+    specs = machine_specs(conn)
+    if auto_register:
+        specs = {m: s for m, s in specs.items() if s.bounds}
+    return specs
+
+
+class Pipeline:
+    """Validate-and-enqueue on one side, batch-commit-ack on the other."""
+
+    def __init__(
+        self,
+        connect: Callable[[], psycopg.Connection],
+        ack: Callable[[int, int], object],
+        *,
+        specs: Mapping[str, MachineSpec],
+        limits: Limits,
+        root: str,
+        batch_size: int,
+        flush_interval_s: float,
+        queue_max: int,
+        on_commit: Callable[[CommitInfo], None] | None = None,
+    ) -> None:
+        self._connect = connect
+        self._ack = ack
+        self._specs = specs
+        self._limits = limits
+        self._root = root
+        self._batch_size = batch_size
+        self._flush_interval_s = flush_interval_s
+        self._on_commit = on_commit
+        self.queue: queue.Queue[Item] = queue.Queue(maxsize=queue_max)
+        self.metrics = IngestMetrics(lambda: self.queue.qsize())
+        self._received = {
+            TELEMETRY: self.metrics.received.labels("telemetry"),
+            EVENT: self.metrics.received.labels("event"),
+            DEAD: self.metrics.received.labels("rejected"),
+        }
+        self._accepting = True
+        self._putting = 0  # intake calls between the accepting check and the end of put()
+        self._intake_lock = threading.Lock()
+        self._gen = 0
+        self._gen_lock = threading.Lock()  # an ack never goes out on a newer connection
+        self._registered: set[str] = set()
+        self._specs_at = time.monotonic()
+        self._stopping = threading.Event()
+        self._writer = threading.Thread(target=self._run_writer, name="ingest-writer", daemon=True)
+        self.max_depth_seen = 0
+        self.crashed = False
+
+    # -- network thread -------------------------------------------------------------------
+    def new_connection(self) -> None:
+        """Called on connect and on disconnect: acks of older deliveries are no longer sent."""
+        with self._gen_lock:
+            self._gen += 1
+
+    def intake(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+        """Validate one message and enqueue it (blocks while the queue is full)."""
+        with self._intake_lock:
+            if not self._accepting:
+                return  # draining: not acked, so the broker redelivers it to the next session
+            self._putting += 1
+        try:
+            now = datetime.now(UTC)
+            item: Item
+            msg = fast_telemetry(
+                topic, payload, self._specs, now=now, limits=self._limits, root=self._root
+            )
+            if msg is not None:
+                item = (TELEMETRY, msg, topic, payload, mid, qos, self._gen)
+            else:
+                try:
+                    full = validate(
+                        topic, payload, self._specs, now=now, limits=self._limits, root=self._root
+                    )
+                    kind = TELEMETRY if isinstance(full, Telemetry) else EVENT
+                    item = (kind, full, topic, payload, mid, qos, self._gen)
+                except ContractError as exc:
+                    item = (DEAD, (exc.reason, exc.detail), topic, payload, mid, qos, self._gen)
+            self._received[item[0]].inc()
+            self.queue.put(item)
+        finally:
+            with self._intake_lock:
+                self._putting -= 1
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        self._writer.start()
+
+    def stop_intake(self) -> None:
+        """Stop taking messages; what is queued is still written and acknowledged."""
+        with self._intake_lock:
+            self._accepting = False
+
+    def drain(self, timeout_s: float = DRAIN_TIMEOUT_S) -> bool:
+        """Stop intake, write and ack everything queued; False if the writer did not finish."""
+        self.stop_intake()
+        self._stopping.set()
+        self._writer.join(timeout_s)
+        return not self._writer.is_alive() and not self.crashed
+
+    def writer_alive(self) -> bool:
+        return self._writer.is_alive()
+
+    # -- writer thread --------------------------------------------------------------------
+    def _drained(self) -> bool:
+        with self._intake_lock:
+            return self._putting == 0 and self.queue.empty()
+
+    def _collect(self) -> list[Item]:
+        q = self.queue
+        try:
+            first = q.get(timeout=0.05 if self._stopping.is_set() else self._flush_interval_s)
+        except queue.Empty:
+            return []
+        items = [first]
+        deadline = time.monotonic() + self._flush_interval_s
+        while len(items) < self._batch_size:
+            try:
+                items.append(q.get_nowait())
+            except queue.Empty:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:  # a pause in the stream flushes early: low latency at low rates
+                    items.append(q.get(timeout=min(left, IDLE_FLUSH_S)))
+                except queue.Empty:
+                    break
+        return items
+
+    def _run_writer(self) -> None:
+        conn: psycopg.Connection | None = None
+        try:
+            while True:
+                items = self._collect()
+                if items:
+                    depth = self.queue.qsize() + len(items)
+                    self.max_depth_seen = max(self.max_depth_seen, depth)
+                    conn = self._commit(conn, items)
+                elif self._stopping.is_set() and self._drained():
+                    return
+        except Exception:  # the writer must never die silently: log, and the worker stops
+            self.crashed = True
+            log.exception("ingest writer crashed")
+            raise
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _batch(self, items: list[Item]) -> Batch:
+        batch = Batch()
+        tele, events, dead, unknown = batch.readings, batch.events, batch.dead, batch.unknown
+        tele_raw: list[tuple[str, bytes]] = []
+        event_raw: list[tuple[str, bytes]] = []
+        for kind, obj, topic, payload, _mid, _qos, _gen in items:
+            if kind == TELEMETRY:
+                assert isinstance(obj, Telemetry)
+                tele.append(obj)
+                tele_raw.append((topic, payload))
+            elif kind == EVENT:
+                assert isinstance(obj, Event)
+                events.append(obj)
+                event_raw.append((topic, payload))
+            else:
+                reason, detail = cast(tuple[str, str], obj)
+                dead.append((topic, payload, reason, detail))
+                continue
+            if not obj.known and obj.machine not in self._registered:
+                unknown[obj.machine] = obj.site
+        batch.raw = tele_raw + event_raw
+        return batch
+
+    def _commit(
+        self, conn: psycopg.Connection | None, items: list[Item]
+    ) -> psycopg.Connection | None:
+        """Write ``items`` until committed (retrying with backoff), then ack them."""
+        batch = self._batch(items)
+        attempt = 0
+        give_up_at: float | None = None
+        while True:
+            attempt += 1
+            try:
+                if conn is None or conn.closed:
+                    conn = self._connect()
+                self._maybe_refresh_specs(conn)
+                t0 = time.perf_counter()
+                try:
+                    written = write_batch(conn, batch)
+                except psycopg.DataError as exc:
+                    log.warning("batch refused by the database (%s); isolating the message", exc)
+                    written = isolate_poison(conn, batch)
+                commit_s = time.perf_counter() - t0
+                break
+            except (StorageUnavailable, psycopg.OperationalError, psycopg.InterfaceError,
+                    psycopg.ProgrammingError, psycopg.InternalError,
+                    psycopg.IntegrityError) as exc:  # fmt: skip
+                # transient (or needs an operator): keep the batch, ack nothing, retry
+                self.metrics.db_errors.inc()
+                self.metrics.db_ok.set(0)
+                delay = min(BACKOFF_MAX_S, 0.1 * 2 ** min(attempt - 1, 10))
+                log.warning(
+                    "database write failed (attempt %d, retry in %.1fs): %s", attempt, delay, exc
+                )
+                if conn is not None:
+                    conn.close()
+                conn = None
+                if self._stopping.is_set():
+                    give_up_at = give_up_at or time.monotonic() + DRAIN_TIMEOUT_S
+                    if time.monotonic() > give_up_at:
+                        raise RuntimeError("database unreachable while draining") from exc
+                time.sleep(delay)
+        self.metrics.db_ok.set(1)
+        self._registered.update(batch.unknown)
+        self._ack_all(items)
+        self._record(items, batch, written, commit_s)
+        return conn
+
+    def _ack_all(self, items: list[Item]) -> None:
+        ack = self._ack
+        with self._gen_lock:
+            gen = self._gen
+            for item in items:
+                if item[6] == gen:  # older deliveries come again after a reconnect
+                    ack(item[4], item[5])
+
+    def _record(self, items: list[Item], batch: Batch, written: Written, commit_s: float) -> None:
+        m = self.metrics
+        now = time.time()
+        lags = [now - t.ts.timestamp() for t in batch.readings]
+        lags += [now - e.ts.timestamp() for e in batch.events]
+        observe = m.lag_seconds.observe
+        for lag in lags:
+            observe(lag)
+        m.batch_size.observe(len(items))
+        m.commit_seconds.observe(commit_s)
+        m.stored.labels("readings").inc(written.readings)
+        m.stored.labels("machine_events").inc(written.events)
+        for _topic, _payload, reason, _detail in batch.dead:
+            m.rejected.labels(reason).inc()
+        if self._on_commit is not None:
+            self._on_commit(CommitInfo(len(items), written, lags, now))
+
+    def _maybe_refresh_specs(self, conn: psycopg.Connection) -> None:
+        if time.monotonic() - self._specs_at < REGISTRY_REFRESH_S:
+            return
+        self._specs = load_specs(conn, self._limits.auto_register)
+        self._specs_at = time.monotonic()

@@ -1,0 +1,246 @@
+"""Composition root of one ingest worker: MQTT client, pipeline, metrics endpoint, drain on stop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from forewarn.contract import Limits
+from forewarn.errors import ConfigError
+from forewarn.settings import Settings
+from forewarn.storage.db import connect
+from ingest.metrics import serve
+from ingest.pipeline import CommitInfo, Pipeline, load_specs
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our subscriptions and backlog this long offline
+RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30  # paho's own exponential reconnect backoff
+RECEIVE_MAXIMUM = 65535  # unacked messages the broker may send us (MQTT 5 maximum)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """How a worker ended."""
+
+    drained: bool  # every message taken from the broker was committed and acknowledged
+    max_queue_depth: int
+
+
+def subscriptions(root: str, shared_group: str | None) -> list[str]:
+    """The topic filters a worker subscribes to (``$share/<group>/...`` when scaled out)."""
+    filters = [f"{root}/+/+/telemetry", f"{root}/+/+/event"]
+    if shared_group:
+        filters = [f"$share/{shared_group}/{f}" for f in filters]
+    return filters
+
+
+def make_client(
+    client_id: str,
+    *,
+    on_message: Callable[[str, bytes, int, int], None],
+    filters: list[str],
+    on_connection: Callable[[bool], None],
+    username: str | None = None,
+    password: str | None = None,
+    tls: bool = False,
+    v5: bool = True,
+) -> mqtt.Client:
+    """A paho client (MQTT 5 or 3.1.1, manual ack, persistent session) whose callbacks never raise."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        clean_session=None if v5 else False,
+        manual_ack=True,
+        reconnect_on_failure=True,
+    )
+    client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+    if username:
+        client.username_pw_set(username, password)
+    if tls:
+        client.tls_set()
+
+    def _on_connect(c: mqtt.Client, _u: Any, flags: Any, rc: ReasonCode, _p: Any) -> None:
+        try:
+            if rc.is_failure:
+                log.error("broker refused the connection: %s", rc)
+                return
+            # subscribe again every time: a fresh session (expired, or broker lost its state)
+            # would otherwise stay silent; on a resumed session it is a no-op
+            c.subscribe([(f, 1) for f in filters])
+            log.info(
+                "connected (session present=%s), subscribed to %s", flags.session_present, filters
+            )
+            on_connection(True)
+        except Exception:
+            log.exception("on_connect failed")
+
+    def _on_disconnect(_c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
+        try:
+            log.warning("disconnected from the broker: %s", rc)
+            on_connection(False)
+        except Exception:
+            log.exception("on_disconnect failed")
+
+    def _on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            on_message(msg.topic, cast(bytes, msg.payload), msg.mid, msg.qos)
+        except Exception:  # one bad payload never kills the loop; it is redelivered later
+            log.exception("intake failed for a message on %r", msg.topic)
+
+    client.on_connect = _on_connect
+    client.on_disconnect = _on_disconnect
+    client.on_message = _on_message
+    return client
+
+
+def connect_properties(session_expiry_s: int, receive_maximum: int) -> Properties:
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = session_expiry_s
+    props.ReceiveMaximum = receive_maximum
+    return props
+
+
+def _held(
+    intake: Callable[[str, bytes, int, int], None], hold: threading.Event
+) -> Callable[[str, bytes, int, int], None]:
+    def held(topic: str, payload: bytes, mid: int, qos: int) -> None:
+        hold.wait()
+        intake(topic, payload, mid, qos)
+
+    return held
+
+
+def broker_address(mqtt_url: str) -> tuple[str, int, bool, bool]:
+    """(host, port, tls, MQTT 5?) of a broker URL; ``?protocol=3.1.1`` selects MQTT 3.1.1."""
+    parts = urlsplit(mqtt_url)
+    tls = parts.scheme == "mqtts"
+    protocol = parse_qs(parts.query).get("protocol", ["5"])[0]
+    if protocol not in ("5", "3.1.1"):
+        raise ConfigError("FOREWARN_MQTT__URL", f"protocol must be 5 or 3.1.1, not {protocol!r}")
+    return (
+        parts.hostname or "127.0.0.1",
+        parts.port or (8883 if tls else 1883),
+        tls,
+        protocol == "5",
+    )
+
+
+def run_ingest(
+    settings: Settings,
+    db_url: str,
+    mqtt_url: str,
+    stop_event: threading.Event,
+    *,
+    client_id: str | None = None,
+    on_commit: Callable[[CommitInfo], None] | None = None,
+    ready: threading.Event | None = None,
+    session_expiry_s: int = SESSION_EXPIRY_S,
+    hold: threading.Event | None = None,
+) -> IngestResult:
+    """Run one ingest worker until ``stop_event`` is set, then drain: stop taking, flush, commit,
+    ack, disconnect. The database must be migrated. Blocks; installs no signal handlers.
+
+    ``client_id`` overrides settings.mqtt.client_id (one per worker in a shared group);
+    ``on_commit`` is called on the writer thread after each commit and ack; ``ready`` is set on
+    the first connection; ``hold``, when given, makes intake wait until it is set (the benchmark
+    uses it to queue a backlog at the broker while connected).
+    """
+    ing, mq = settings.ingest, settings.mqtt
+    parts = urlsplit(mqtt_url)
+    host, port, tls, v5 = broker_address(mqtt_url)
+    username = unquote(parts.username) if parts.username else mq.username
+    password = unquote(parts.password) if parts.password else None
+    if password is None and mq.password is not None:
+        password = mq.password.get_secret_value()
+    limits = Limits(
+        max_bytes=ing.max_payload_bytes,
+        max_future_s=ing.max_future_s,
+        auto_register=ing.auto_register,
+    )
+
+    def _connect_db() -> Any:
+        return connect(db_url, autocommit=True, timeout_s=settings.db.connect_timeout_s)
+
+    with _connect_db() as conn:
+        specs = load_specs(conn, ing.auto_register)
+    log.info("ingest: %d registered machines, auto_register=%s", len(specs), ing.auto_register)
+
+    client_ref: list[mqtt.Client] = []
+    pipeline = Pipeline(
+        _connect_db,
+        lambda mid, qos: client_ref[0].ack(mid, qos),
+        specs=specs,
+        limits=limits,
+        root=mq.topic_root,
+        batch_size=ing.batch_size,
+        flush_interval_s=ing.flush_interval_s,
+        queue_max=ing.queue_max,
+        on_commit=on_commit,
+    )
+
+    def _on_connection(up: bool) -> None:
+        pipeline.new_connection()
+        pipeline.metrics.connected.set(1 if up else 0)
+        if up and ready is not None:
+            ready.set()
+
+    client = make_client(
+        client_id or mq.client_id,
+        on_message=pipeline.intake if hold is None else _held(pipeline.intake, hold),
+        filters=subscriptions(mq.topic_root, ing.shared_group),
+        on_connection=_on_connection,
+        username=username,
+        password=password,
+        tls=tls,
+        v5=v5,
+    )
+    client_ref.append(client)
+    server = None
+    if ing.metrics_port:
+        try:
+            server = serve(pipeline.metrics, ing.metrics_port)
+        except OSError as exc:  # a busy port must not stop ingestion
+            log.error("metrics endpoint on port %d unavailable: %s", ing.metrics_port, exc)
+    pipeline.metrics.db_ok.set(1)
+    pipeline.start()
+    if v5:
+        client.connect_async(
+            host,
+            port,
+            keepalive=mq.keepalive_s,
+            clean_start=False,
+            properties=connect_properties(session_expiry_s, RECEIVE_MAXIMUM),
+        )
+    else:  # 3.1.1: the session never expires; the broker's max_inflight_messages applies
+        client.connect_async(host, port, keepalive=mq.keepalive_s)
+    client.loop_start()
+    try:
+        while not stop_event.wait(0.5):
+            if not pipeline.writer_alive():
+                log.error("ingest writer stopped; shutting down")
+                break
+    finally:
+        log.info("draining: stop taking, flush, commit, ack, disconnect")
+        pipeline.stop_intake()
+        if hold is not None:
+            hold.set()  # a held network thread must not block the shutdown
+        drained = pipeline.drain()
+        # acks are queued before DISCONNECT in paho's outgoing queue, so they reach the broker
+        client.disconnect()
+        client.loop_stop()
+        if server is not None:
+            server.shutdown()
+    log.info("ingest stopped (drained=%s)", drained)
+    return IngestResult(drained=drained, max_queue_depth=pipeline.max_depth_seen)
