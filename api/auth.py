@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import HTTPException, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import ConnectionPool
@@ -119,11 +120,14 @@ class KeyCache:
     def clear(self) -> None:
         self._entries.clear()
 
+    def cached(self, key: str, now: float) -> ApiKey | None:
+        """The key if verified less than ``ttl_s`` ago (no I/O: safe on the event loop)."""
+        hit = self._entries.get(hash_key(key))
+        return hit[0] if hit is not None and hit[1] > now else None
+
     def get(self, pool: ConnectionPool, key: str, now: float) -> ApiKey | None:
+        """Look the key up in the database (blocking) and cache a match."""
         digest = hash_key(key)
-        hit = self._entries.get(digest)
-        if hit is not None and hit[1] > now:
-            return hit[0]
         with pool.connection() as conn:
             found = lookup_key(conn, key)
         if found is None:
@@ -135,7 +139,7 @@ class KeyCache:
         return found
 
 
-def authorize(
+async def authorize(
     request: Request,
     api_key: Annotated[str | None, Security(_api_key_header)] = None,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
@@ -157,7 +161,9 @@ def authorize(
         )
     state = request.app.state
     now = time.monotonic()
-    key = state.keys.get(state.pool, supplied, now)
+    key = state.keys.cached(supplied, now)
+    if key is None:
+        key = await run_in_threadpool(state.keys.get, state.pool, supplied, now)
     if key is None:
         raise HTTPException(401, "invalid or revoked API key", {"WWW-Authenticate": "Bearer"})
     if key.role not in roles:

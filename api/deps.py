@@ -8,6 +8,7 @@ from typing import Annotated
 
 import psycopg
 from fastapi import Depends, Request
+from psycopg_pool import ConnectionPool
 
 from forewarn.settings import Settings
 from forewarn.storage.keys import ApiKey
@@ -21,25 +22,33 @@ def _conn(request: Request) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-def _settings(request: Request) -> Settings:
+async def _pool(request: Request) -> ConnectionPool:
+    pool: ConnectionPool = request.app.state.pool
+    return pool
+
+
+async def _settings(request: Request) -> Settings:
     s: Settings = request.app.state.settings
     return s
 
 
-def _caller(request: Request) -> ApiKey:
+async def _caller(request: Request) -> ApiKey:
     key: ApiKey = request.state.key
     return key
 
 
-def _now() -> datetime:
+async def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _publish(request: Request) -> Publish | None:
+async def _publish(request: Request) -> Publish | None:
     p: Publish | None = request.app.state.publish
     return p
 
 
+# The hot read endpoints are async and run their query in one worker-thread hop with the pool;
+# the others take a connection per request (a sync dependency, run in the threadpool).
+Pool = Annotated[ConnectionPool, Depends(_pool)]
 Conn = Annotated[psycopg.Connection, Depends(_conn)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 Caller = Annotated[ApiKey, Depends(_caller)]

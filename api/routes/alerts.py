@@ -7,11 +7,12 @@ import json
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from api.deps import Caller, Conn, Now, PublishDep, SettingsDep
+from api.deps import Caller, Conn, Now, Pool, PublishDep, SettingsDep
 from api.schemas import (
     AckRequest,
     Alert,
@@ -76,21 +77,23 @@ def list_alerts(
 
 
 @router.get("/changes", response_model=AlertChanges)
-def alert_changes(
-    conn: Conn,
+async def alert_changes(
+    pool: Pool,
     cursor: Annotated[
         int, Query(ge=0, le=2**62, description="next_cursor of the last poll; 0 first.")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> AlertChanges:
+) -> Response:
     """Alerts created or changed after the cursor, in commit order: no gap, no repeat.
 
     An alert changed several times since the cursor appears once, in its latest state.
     """
-    rows, nxt = store.alert_changes(conn, cursor, limit)
-    return AlertChanges(
-        alerts=[Alert(**r) for r in rows], next_cursor=nxt, has_more=len(rows) == limit
-    )
+
+    def query() -> str:
+        with pool.connection() as conn:
+            return store.alert_changes_json(conn, cursor, limit)
+
+    return Response(await run_in_threadpool(query), media_type="application/json")
 
 
 @router.get("/{alert_id}", response_model=AlertDetail, responses={404: {"model": Problem}})

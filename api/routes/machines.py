@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi.concurrency import run_in_threadpool
 
-from api.deps import Conn, Now
+from api.deps import Conn, Now, Pool
 from api.schemas import MachineDetail, MachineSummary, Problem, Reading, Readings, Risk
 from api.timeparams import TimeParam, check_time
 from forewarn.errors import NotFound
@@ -34,29 +35,23 @@ def _risk(r: dict[str, Any]) -> Risk | None:
 
 
 @router.get("", response_model=list[MachineSummary])
-def list_machines(
-    conn: Conn,
+async def list_machines(
+    pool: Pool,
     site_id: Annotated[str | None, Query(max_length=200)] = None,
     type_id: Annotated[str | None, Query(max_length=200)] = None,
     order: Literal["id", "risk"] = "id",
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-) -> list[MachineSummary]:
+) -> Response:
     """Every machine with its latest champion prediction (risk) and number of open alerts."""
-    rows = store.list_machines(
-        conn, site_id=site_id, type_id=type_id, order=order, limit=limit, offset=offset
-    )
-    return [
-        MachineSummary(
-            id=r["id"],
-            site_id=r["site_id"],
-            line_id=r["line_id"],
-            type_id=r["type_id"],
-            risk=_risk(r),
-            open_alerts=r["open_alerts"],
-        )
-        for r in rows
-    ]
+
+    def query() -> str:
+        with pool.connection() as conn:
+            return store.list_machines_json(
+                conn, site_id=site_id, type_id=type_id, order=order, limit=limit, offset=offset
+            )
+
+    return Response(await run_in_threadpool(query), media_type="application/json")
 
 
 @router.get("/{machine_id}", response_model=MachineDetail, responses={404: {"model": Problem}})

@@ -26,7 +26,7 @@ def _all(conn: Connection, sql: str, args: Any) -> list[dict[str, Any]]:
         return cur.fetchall()
 
 
-def list_machines(
+def list_machines_json(
     conn: Connection,
     *,
     site_id: str | None = None,
@@ -34,23 +34,28 @@ def list_machines(
     order: str = "id",
     limit: int = 500,
     offset: int = 0,
-) -> list[dict[str, Any]]:
-    """Machines with their latest champion risk and count of open alerts."""
-    order_by = {
-        "id": "m.id",
-        "risk": "p.failure_prob desc nulls last, m.id",
-    }[order]
-    return _all(
-        conn,
-        f"select m.id, m.site_id, m.line_id, m.type_id, {_RISK_COLS},"
-        " (select count(*) from alerts a where a.machine_id = m.id"
-        "   and a.status in ('open', 'acknowledged')) as open_alerts"
+) -> str:
+    """:func:`list_machines` as a JSON array built by PostgreSQL (risk nested, null when unscored)."""
+    order_by = {"id": "m.id", "risk": "p.failure_prob desc nulls last, m.id"}[order]
+    row = conn.execute(
+        "select coalesce(json_agg(json_build_object('id', q.id, 'site_id', q.site_id,"
+        " 'line_id', q.line_id, 'type_id', q.type_id, 'risk', case when q.risk_ts is null then null"
+        " else json_build_object('ts', q.risk_ts, 'failure_prob', q.failure_prob, 'rul_h', q.rul_h,"
+        " 'rul_low_h', q.rul_low_h, 'rul_high_h', q.rul_high_h, 'mode', q.risk_mode,"
+        " 'data_quality', q.data_quality, 'model_version_id', q.model_version_id) end,"
+        " 'open_alerts', q.open_alerts) order by q.n), '[]')::text from ("
+        f" select m.id, m.site_id, m.line_id, m.type_id, {_RISK_COLS},"
+        "  (select count(*) from alerts a where a.machine_id = m.id"
+        "   and a.status in ('open', 'acknowledged')) as open_alerts,"
+        f"  row_number() over (order by {order_by}) as n"
         f" from machines m {_RISK}"
         " where (%(site)s::text is null or m.site_id = %(site)s)"
         " and (%(type)s::text is null or m.type_id = %(type)s)"
-        f" order by {order_by} limit %(limit)s offset %(offset)s",
+        f" order by {order_by} limit %(limit)s offset %(offset)s) q",
         {"site": site_id, "type": type_id, "limit": limit, "offset": offset},
-    )
+    ).fetchone()
+    assert row is not None
+    return str(row[0])
 
 
 def machine_detail(conn: Connection, machine_id: str) -> dict[str, Any] | None:
