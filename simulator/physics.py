@@ -24,7 +24,7 @@ from typing import Any
 from forewarn.factory import ComponentConfig, TypeConfig
 from simulator.draws import Draws
 
-INITIAL_AGE_MAX = 0.9  # machines start at a random fraction (0..0.9) of each component's life
+INITIAL_AGE_MAX = 0.97  # random start age, as a fraction of each life: failures begin early
 
 
 def _growth(c: ComponentConfig, x: float) -> float:
