@@ -98,6 +98,9 @@ class MqttPublisher:
         self.host = parts.hostname
         self.tls = parts.scheme == "mqtts"
         self.port = parts.port or (8883 if self.tls else 1883)
+        # credentials in the URL (mqtt://user:pass@host:port) unless given explicitly
+        username = username or parts.username
+        password = password or parts.password
         self.qos = qos
         self.root = root
         self.window = window

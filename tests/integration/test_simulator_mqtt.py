@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from forewarn.broker import find_mosquitto, free_port
 from forewarn.factory import load_factory
 from simulator.app import simulate, stream_to
 from simulator.engine import Plant, encode_stream
 from simulator.mqtt import MqttPublisher, command_payload, command_topic
 
 TIMEOUT_S = 20.0
+MOSQUITTO = find_mosquitto()
 
 
 class Subscriber:
@@ -123,3 +128,50 @@ def test_bad_command_is_dropped_and_the_loop_survives(mqtt_url: str, topic_root:
     assert pub.commands.empty()
     pub.close()
     sub.close()
+
+
+def _start_mosquitto(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+    proc = subprocess.Popen(
+        [MOSQUITTO or "mosquitto", "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("private mosquitto did not start")
+
+
+@pytest.mark.skipif(MOSQUITTO is None, reason="needs the mosquitto binary for a private broker")
+def test_publisher_reconnects_and_delivers_after_a_broker_restart(tmp_path: Path) -> None:
+    port = free_port()
+    broker = _start_mosquitto(port, tmp_path)
+    pub = MqttPublisher(f"mqtt://127.0.0.1:{port}", qos=1, root="r/v1", subscribe_commands=False)
+    try:
+        pub.connect()
+        for i in range(100):
+            pub.send("r/v1/s1/m/telemetry", b'{"n":%d}' % i)
+        assert pub.flush(TIMEOUT_S)
+        broker.terminate()
+        broker.wait(TIMEOUT_S)
+        sender = threading.Thread(
+            target=lambda: [pub.send("r/v1/s1/m/telemetry", b"after") for _ in range(100)]
+        )
+        sender.start()  # blocks while the broker is down
+        time.sleep(1.5)
+        broker = _start_mosquitto(port, tmp_path)
+        sender.join(TIMEOUT_S * 2)
+        assert not sender.is_alive()
+        assert pub.flush(TIMEOUT_S)  # every message acknowledged by the restarted broker
+        assert pub.disconnects >= 1 and pub.outstanding() == 0
+    finally:
+        pub.close()
+        broker.terminate()
+        broker.wait(TIMEOUT_S)
