@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from forewarn.contract import Event, Telemetry, encode, topic_for, validate
-from forewarn.errors import ContractError, NotFound
+from forewarn.errors import ConfigError, ContractError, NotFound
 from forewarn.factory import load_factory
 from simulator.app import simulate
 from simulator.engine import History, Plant, encode_stream, run_history
@@ -218,3 +218,15 @@ def test_scheduled_preventive_maintenance_prevents_wear_failures() -> None:
     wear = [t for t in without.failures if t.mode != "random"]
     wear_pm = [t for t in with_pm.failures if t.mode != "random"]
     assert len(wear_pm) < len(wear) / 2
+
+
+def test_bad_factory_config_names_the_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "f.toml"
+    bad.write_text("[plant\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_factory(bad)
+    bad.write_text('[[sites]]\nid = "s1"\n[[types]]\nid = "x"\nmodel = "blender"\n')
+    with pytest.raises(ConfigError, match="model must be one of"):
+        load_factory(bad)
+    with pytest.raises(ConfigError):
+        load_factory(tmp_path / "missing.toml")
