@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import socket
 import subprocess
@@ -128,6 +129,40 @@ with ConnectionPool(url, min_size=4, max_size=8, open=True) as pool:
                 log_level="warning", access_log=False)
 """
 
+# The same server stack with one trivial route: what this machine, at this moment, can serve at
+# all. Reported next to the API's figures so a loaded or slow machine is visible in the numbers.
+BARE_SERVER = """
+import sys, uvicorn
+from fastapi import FastAPI
+app = FastAPI()
+@app.get("/v1/alerts/changes")
+async def h():
+    return {"alerts": [], "next_cursor": 0, "has_more": False}
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
+"""
+
+
+def _serve(code: str, url: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-c", code, url, str(port)])
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/v1/alerts/changes", timeout=1).status_code in (200, 401):
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError("the API server did not become ready")
+        time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(timeout=10)
+
 
 async def _load(base: str, key: str, paths: list[str], concurrency: int) -> dict[str, Any]:
     lat: list[float] = []
@@ -170,7 +205,7 @@ def bench_api(
     machines: int = 500,
     alerts: int = 20_000,
     requests: int = 20_000,
-    concurrency: int = 32,
+    concurrency: int = 8,
     poll_limit: int = 100,
     poll_lag: int = 20,
 ) -> dict[str, Any]:
@@ -190,19 +225,7 @@ def bench_api(
         with psycopg.connect(surl) as conn:
             key = create_key(conn, f"bench-{schema}", "maintenance")
         seed_s = time.perf_counter() - t0
-        port = _free_port()
-        proc = subprocess.Popen([sys.executable, "-c", SERVER, surl, str(port)])
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/v1/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the API server did not become ready")
-            time.sleep(0.1)
+        proc, base = _serve(SERVER, surl)
         rnd = random.Random(1)
         lo = max(0, alerts - poll_lag)
         polls = [
@@ -213,10 +236,12 @@ def bench_api(
         asyncio.run(_load(base, key, polls[: min(500, requests)], concurrency))  # warm-up
         poll = asyncio.run(_load(base, key, polls, concurrency))
         machine_list = asyncio.run(_load(base, key, lists, concurrency))
+        _stop(proc)
+        proc, bare_base = _serve(BARE_SERVER, surl)
+        bare = asyncio.run(_load(bare_base, key, polls[: max(1, requests // 4)], concurrency))
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=10)
+        if proc is not None and proc.poll() is None:
+            _stop(proc)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"drop schema if exists {schema} cascade")
     return {
@@ -233,4 +258,7 @@ def bench_api(
         "machine_list_rps": machine_list["rps"],
         "machine_list_p50_ms": machine_list["p50_ms"],
         "machine_list_p99_ms": machine_list["p99_ms"],
+        "bare_fastapi_rps": bare["rps"],
+        "bare_fastapi_p99_ms": bare["p99_ms"],
+        "load_avg_1m": round(os.getloadavg()[0], 2),
     }

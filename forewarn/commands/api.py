@@ -138,12 +138,11 @@ def bench_api_cmd(
     machines: Annotated[int, typer.Option(help="Machines to seed.")] = 500,
     alerts: Annotated[int, typer.Option(help="Alerts to seed.")] = 20_000,
     requests: Annotated[int, typer.Option(help="Requests per endpoint.")] = 20_000,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 32,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 8,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Seed a scratch schema, serve the API with uvicorn, and load the polling and machine-list endpoints."""
     from api.bench import bench_api
-
     from forewarn.cli import _emit, _settings
     from forewarn.storage.db import prepared_database
 
