@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol, Self
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
+
+# OpenMP threads spin while waiting by default; on a shared 2-core machine that made a
+# LightGBM fit 14x slower (measured: 5 small fits 57 s vs 3.9 s with PASSIVE). It only takes
+# effect if set before LightGBM's OpenMP runtime starts, hence here, before the import.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import lightgbm as lgb  # noqa: E402
 
 NUM_THREADS = 2
 

@@ -181,7 +181,7 @@ class RegimeNormalizer:
             regime_col=d["regime_col"],
             setting_center=np.asarray(d["setting_center"], dtype=float),
             setting_scale=np.asarray(d["setting_scale"], dtype=float),
-            centroids=np.asarray(d["centroids"], dtype=float).reshape(-1, n_set),
+            centroids=np.asarray(d["centroids"], dtype=float).reshape(len(d["centroids"]), n_set),
             mean=np.asarray(d["mean"], dtype=float).reshape(-1, len(d["sensors"])),
             std=np.asarray(d["std"], dtype=float).reshape(-1, len(d["sensors"])),
         )
@@ -395,6 +395,7 @@ class FeatureState:
         self._ewm = np.full((len(spec.ewm_spans), S), np.nan)
         self._start: float | None = None
         self._alphas = _alphas(spec)
+        self._names = spec.feature_names()
 
     def reset(self) -> None:
         """Start a new episode (after maintenance)."""
@@ -429,7 +430,7 @@ class FeatureState:
         win = _window_stats(blk, tb, spec.windows, spec.stats)
         self._ewm = _ewm_step(self._ewm, z[0], self._alphas)
         row = _assemble(spec, z, win, self._ewm[None], np.array([t - self._start]), regime)
-        return dict(zip(spec.feature_names(), row[0].tolist(), strict=True))
+        return dict(zip(self._names, row[0].tolist(), strict=True))
 
 
 class FleetFeatures:

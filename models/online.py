@@ -57,6 +57,7 @@ class OnlineFailureModel:
         learning_rate: float = 0.01,
         max_pending: int = 10_000,
         drift_inputs: Sequence[str] | None = None,
+        anomaly_inputs: Sequence[str] | None = None,
     ) -> None:
         self.spec, self.horizon, self.seed = spec, horizon, seed
         self.fleet = FleetFeatures(spec, normalizer)
@@ -68,7 +69,12 @@ class OnlineFailureModel:
         self.anomaly_scaler = preprocessing.MinMaxScaler()
         self.detector = anomaly.HalfSpaceTrees(n_trees=15, height=8, window_size=250, seed=seed)
         self.error_drift = drift.ADWIN(delta=0.002)
-        inputs = list(drift_inputs) if drift_inputs is not None else list(spec.sensors)
+        # Smoothed sensor levels (shortest window mean) feed the detectors: cheaper and less
+        # noisy than all window statistics.
+        w = min(spec.windows) if spec.windows else None
+        smooth = [f"{s}__mean_{w}" if w and "mean" in spec.stats else s for s in spec.sensors]
+        self.anomaly_inputs = list(anomaly_inputs) if anomaly_inputs is not None else smooth
+        inputs = list(drift_inputs) if drift_inputs is not None else smooth
         self.input_drift = {f: drift.PageHinkley(threshold=50.0) for f in inputs}
         self.pending: dict[str, deque[tuple[float, dict[str, float], float]]] = {}
         self.max_pending = max_pending
@@ -88,8 +94,9 @@ class OnlineFailureModel:
             self.pending.pop(machine, None)  # censored: maintenance changed the outcome
         x = _clean(self.fleet.update(reading))
         p = self.predict_proba_one(x)
-        self.anomaly_scaler.learn_one(x)
-        scaled = self.anomaly_scaler.transform_one(x)
+        a = {k: x[k] for k in self.anomaly_inputs if k in x}
+        self.anomaly_scaler.learn_one(a)
+        scaled = self.anomaly_scaler.transform_one(a)
         score = float(self.detector.score_one(scaled))
         self.detector.learn_one(scaled)
         fired = []
