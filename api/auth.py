@@ -77,13 +77,20 @@ def api_routes(routes: Sequence[object]) -> Iterator[APIRoute]:
 
 
 def check_rules(routes: Sequence[object]) -> None:
-    """Raise unless every API route has an entry in ROUTE_ROLES (and every entry a route)."""
+    """Raise unless every API route has an entry in ROUTE_ROLES (and every entry a route).
+
+    Also writes each route's roles into its OpenAPI description.
+    """
     seen = set()
     for r in api_routes(routes):
         for method in r.methods or ():
-            if (method, r.path) not in ROUTE_ROLES:
+            roles = ROUTE_ROLES.get((method, r.path))
+            if roles is None:
                 raise RuntimeError(f"route {method} {r.path} has no entry in ROUTE_ROLES")
             seen.add((method, r.path))
+            note = "**Roles:** " + (", ".join(sorted(roles)) if roles else "public (no key)")
+            if note not in (r.description or ""):
+                r.description = f"{r.description or ''}\n\n{note}".strip()
     stale = set(ROUTE_ROLES) - seen
     if stale:
         raise RuntimeError(f"ROUTE_ROLES names routes that do not exist: {sorted(stale)}")

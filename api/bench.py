@@ -214,6 +214,7 @@ def bench_api(
     Polls start at random cursors among the last ``poll_lag`` changes, as a CMMS polling every few
     seconds does, so pages carry 0..poll_lag alerts.
     """
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a log line per request skews the load
     schema = f"bench_api_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"create schema {schema}")

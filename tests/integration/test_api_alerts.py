@@ -11,7 +11,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from forewarn.storage import alerts as store
-from models.alerting import run_alerting_once
+from models.alerting import run_alerting_loop, run_alerting_once, update_cost_thresholds
 from tests.factories import T0
 from tests.fixtures.app import ApiEnv, api_env  # noqa: F401
 
@@ -243,3 +243,57 @@ def test_cursor_has_no_gap_and_no_repeat_under_concurrent_writers(api_env: ApiEn
         final = {r[0]: (r[1], r[2]) for r in conn.execute("select id, version, status from alerts")}
     assert len(final) == writers * per_writer
     assert latest == final  # no gap: every alert's last change reached the poller
+
+
+def test_cost_aware_threshold_from_history_drives_the_runner(api_env: ApiEnv) -> None:  # noqa: F811
+    env = api_env
+    with env.conn() as conn:
+        # history on s1-pump-001: scores >= 0.4 were followed by a failure within 48 h, lower ones not
+        for i in range(60):
+            p = (i % 10) / 10
+            ts = T0 + timedelta(hours=100 * i)
+            conn.execute(
+                "insert into predictions (machine_id, ts, role, failure_prob, mode) values (%s, %s, 'champion', %s, 'bearing')",
+                ("s1-pump-001", ts, p),
+            )
+            if p >= 0.4:
+                conn.execute(
+                    "insert into machine_events (machine_id, seq, ts, event, mode) values (%s, %s, %s, 'failure', 'bearing')",
+                    ("s1-pump-001", i, ts + timedelta(hours=10)),
+                )
+        out = update_cost_thresholds(conn, env.settings, T0)
+        assert out["pump"]["source"] == "cost" and out["pump"]["high"] == 0.4
+        assert conn.execute(
+            "select high, low from alert_thresholds where type_id = 'pump'"
+        ).fetchone() == (0.4, 0.2)
+        # 0.45 is below the fixed 0.6 but above the learned 0.4: it raises on s1-pump-000 now
+        conn.execute("delete from predictions")
+        add_predictions(conn, M, [0.45, 0.45, 0.45])
+        assert run_alerting_once(conn, env.settings, T0 + timedelta(seconds=30)) == 1
+
+
+def test_alert_loop_runs_until_stopped(api_env: ApiEnv) -> None:  # noqa: F811
+    env = api_env
+    with env.conn() as conn:
+        add_predictions(conn, M, [0.9, 0.9, 0.9], start_s=0)
+    settings = env.settings.model_copy(
+        update={"models": env.settings.models.model_copy(update={"stale_after_s": 1e12})}
+    )
+    stop = threading.Event()
+    t = threading.Thread(
+        target=run_alerting_loop,
+        args=(settings, env.url),
+        kwargs={"stop": stop, "interval_s": 0.05},
+    )
+    t.start()
+    try:
+        with env.conn() as conn:
+            for _ in range(200):
+                if conn.execute("select count(*) from alerts").fetchone() == (1,):
+                    break
+                stop.wait(0.05)
+            assert conn.execute("select count(*) from alerts").fetchone() == (1,)
+    finally:
+        stop.set()
+        t.join(timeout=10)
+    assert not t.is_alive()
