@@ -16,12 +16,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from forewarn.contract import Event, Message, Telemetry, encode, topic_for
+from forewarn.contract import Message, Telemetry, encode, topic_for
 from forewarn.errors import ForewarnError, NotFound
 from forewarn.factory import Factory
 from simulator.engine import Plant
 from simulator.faults import Malformed
-from simulator.mqtt import MqttPublisher
+from simulator.mqtt import MqttPublisher, Stopped
 from simulator.sinks import JsonlSink, Sink
 
 log = logging.getLogger(__name__)
@@ -86,14 +86,18 @@ def stream_to(
 ) -> Report:
     """Send every message to ``sink`` in order, paced to ``speed``; return what was sent.
 
-    Setting ``stop`` (e.g. from a SIGTERM handler) ends the stream after the current message;
-    the sink is closed (pending acks awaited) either way.
+    Setting ``stop`` (e.g. from a SIGTERM handler) ends the stream after the current message, or
+    while waiting for an unavailable broker; the sink is closed (pending acks awaited) either way.
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     publisher = sink if isinstance(sink, MqttPublisher) else None
+    stop = stop or threading.Event()
+    if publisher is not None:
+        publisher.stop = stop
     rep = Report()
     wall0 = time.monotonic()
+    last_ts = start
     bar = Progress(
         TextColumn("simulating"),
         BarColumn(),
@@ -101,43 +105,45 @@ def stream_to(
         TimeRemainingColumn(),
         disable=not progress,
     )
-    with bar:
-        task = bar.add_task("sim", total=hours, n=0)
-        last_ts = start
-        stop = stop or threading.Event()
-        for item in items:
-            if stop.is_set():
-                break
-            last_ts = item.ts
-            if speed > 0:
-                ahead = (item.ts - start).total_seconds() / speed - (time.monotonic() - wall0)
-                if ahead > 0 and stop.wait(ahead):
+    try:
+        with bar:
+            task = bar.add_task("sim", total=hours, n=0)
+            for item in items:
+                if stop.is_set():
                     break
-            if isinstance(item, Malformed):
-                sink.send(
-                    topic_for(item.site, item.machine, "telemetry", root), item.payload, item.reason
-                )
-                rep.malformed += 1
-            else:
-                kind = "telemetry" if isinstance(item, Telemetry) else "event"
-                sink.send(topic_for(item.site, item.machine, kind, root), encode(item))
-                if isinstance(item, Telemetry):
-                    rep.telemetry += 1
-                else:
-                    rep.events += 1
-                    rep.failures += isinstance(item, Event) and item.event == "failure"
-            rep.messages += 1
-            if publisher is not None and not publisher.commands.empty():
-                rep.orders += _apply_orders(plant, publisher)
-            if rep.messages % PROGRESS_EVERY == 0:
-                bar.update(
-                    task, completed=(item.ts - start).total_seconds() / 3600.0, n=rep.messages
-                )
-        bar.update(task, completed=hours, n=rep.messages)
-    sink.close()
+                if speed > 0:
+                    ahead = (item.ts - start).total_seconds() / speed - (time.monotonic() - wall0)
+                    if ahead > 0 and stop.wait(ahead):
+                        break
+                _send(item, sink, root, rep)
+                last_ts = item.ts
+                if publisher is not None and not publisher.commands.empty():
+                    rep.orders += _apply_orders(plant, publisher)
+                if rep.messages % PROGRESS_EVERY == 0:
+                    done_h = (item.ts - start).total_seconds() / 3600.0
+                    bar.update(task, completed=done_h, n=rep.messages)
+            bar.update(task, completed=hours, n=rep.messages)
+    except Stopped:
+        log.warning("stopped while waiting for the broker")
+    finally:
+        sink.close()
     rep.wall_s = time.monotonic() - wall0
     rep.sim_hours = (last_ts - start).total_seconds() / 3600.0
     return rep
+
+
+def _send(item: Message | Malformed, sink: Sink, root: str, rep: Report) -> None:
+    if isinstance(item, Malformed):
+        sink.send(topic_for(item.site, item.machine, "telemetry", root), item.payload, item.reason)
+        rep.malformed += 1
+    elif isinstance(item, Telemetry):
+        sink.send(topic_for(item.site, item.machine, "telemetry", root), encode(item))
+        rep.telemetry += 1
+    else:
+        sink.send(topic_for(item.site, item.machine, "event", root), encode(item))
+        rep.events += 1
+        rep.failures += item.event == "failure"
+    rep.messages += 1
 
 
 def open_sink(

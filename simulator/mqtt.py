@@ -40,6 +40,12 @@ WINDOW = 2_000  # messages not yet acknowledged (QoS 1) or written (QoS 0) befor
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
 CONNECT_TIMEOUT_S = 30.0
+FLUSH_TIMEOUT_S = 60.0  # close() waits this long for outstanding acknowledgements
+STOP_FLUSH_S = 5.0  # ... or this long when stopping (SIGTERM gives us 20 s before SIGKILL)
+
+
+class Stopped(ForewarnError):
+    """Publishing was stopped while waiting for the broker."""
 
 
 def command_topic(site: str, machine: str, root: str = "forewarn/v1") -> str:
@@ -105,8 +111,10 @@ class MqttPublisher:
         self.root = root
         self.window = window
         self.commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
+        self.stop = threading.Event()  # set to give up waiting (stream_to shares its stop event)
         self._subscribe_commands = subscribe_commands
         self._connected = threading.Event()
+        self._subscribed = threading.Event()  # the command subscription is acknowledged
         self._cond = threading.Condition()
         self._sent = 0  # messages handed to paho
         self._acked = 0  # PUBACKs received (QoS 1) or messages written (QoS 0)
@@ -129,6 +137,7 @@ class MqttPublisher:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
 
     # -- callbacks: run on paho's thread, never raise ---------------------------------------------
     def _on_connect(
@@ -157,6 +166,11 @@ class MqttPublisher:
             self._acked += 1
             self._cond.notify_all()
 
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, rcs: Any, props: Any = None
+    ) -> None:
+        self._subscribed.set()
+
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
             self.commands.put(parse_command(msg.topic, bytes(msg.payload), self.root))
@@ -167,10 +181,14 @@ class MqttPublisher:
 
     # -- API ----------------------------------------------------------------------------------------
     def connect(self, timeout: float = CONNECT_TIMEOUT_S) -> None:
-        """Start the network loop and wait until the broker accepted the connection."""
+        """Start the network loop; wait until connected (and the command subscription is active)."""
         self.client.connect_async(self.host, self.port, keepalive=30)
         self.client.loop_start()
-        if not self._connected.wait(timeout):
+        deadline = time.monotonic() + timeout
+        ok = self._connected.wait(timeout)
+        if ok and self._subscribe_commands:
+            ok = self._subscribed.wait(max(0.0, deadline - time.monotonic()))
+        if not ok:
             self.client.loop_stop()
             raise ForewarnError(
                 f"MQTT broker {self.host}:{self.port} not reachable within {timeout:g}s"
@@ -181,16 +199,23 @@ class MqttPublisher:
             return self._sent - self._acked
 
     def send(self, topic: str, payload: bytes, malformed: str | None = None) -> None:
-        """Publish one message; waits while disconnected or while a full window is unacknowledged."""
+        """Publish one message; waits while disconnected or while a full window is unacknowledged.
+
+        Raises :class:`Stopped` if ``self.stop`` is set while waiting (e.g. SIGTERM, broker down).
+        """
         while not self._connected.is_set():
-            self._connected.wait(1.0)
+            if self.stop.is_set():
+                raise Stopped("stopped while waiting for the broker")
+            self._connected.wait(0.5)
         with self._cond:
             while self._sent - self._acked >= self.window:
-                self._cond.wait(1.0)
+                if self.stop.is_set():
+                    raise Stopped("stopped while waiting for acknowledgements")
+                self._cond.wait(0.5)
             self._sent += 1
         self.client.publish(topic, payload, qos=self.qos)
 
-    def flush(self, timeout: float = 60.0) -> bool:
+    def flush(self, timeout: float = FLUSH_TIMEOUT_S) -> bool:
         """Wait until every message is acknowledged (QoS 1) or written (QoS 0); False on timeout."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -202,8 +227,8 @@ class MqttPublisher:
         return True
 
     def close(self) -> None:
-        """Wait for pending acks, then disconnect."""
-        if not self.flush():
+        """Wait for pending acks (briefly when stopping), then disconnect."""
+        if not self.flush(STOP_FLUSH_S if self.stop.is_set() else FLUSH_TIMEOUT_S):
             log.warning("%d QoS 1 messages unacknowledged at close", self.outstanding())
         self.client.disconnect()
         self.client.loop_stop()

@@ -175,3 +175,20 @@ def test_publisher_reconnects_and_delivers_after_a_broker_restart(tmp_path: Path
         pub.close()
         broker.terminate()
         broker.wait(TIMEOUT_S)
+
+
+@pytest.mark.skipif(MOSQUITTO is None, reason="needs the mosquitto binary for a private broker")
+def test_stop_ends_a_stream_waiting_for_a_dead_broker(tmp_path: Path) -> None:
+    port = free_port()
+    broker = _start_mosquitto(port, tmp_path)
+    pub = MqttPublisher(f"mqtt://127.0.0.1:{port}", qos=1, root="r/v1", subscribe_commands=False)
+    pub.connect()
+    broker.terminate()
+    broker.wait(TIMEOUT_S)
+    factory = load_factory(machines=3)
+    stop = threading.Event()
+    threading.Timer(1.0, stop.set).start()  # what the SIGTERM handler does
+    t0 = time.monotonic()
+    report = simulate(factory, hours=24, seed=0, sink=pub, root="r/v1", stop=stop)
+    assert time.monotonic() - t0 < TIMEOUT_S
+    assert 0 <= report.messages < 3 * 24 * 12
