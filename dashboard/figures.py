@@ -329,23 +329,47 @@ def fig_downtime_daily(df: pd.DataFrame) -> go.Figure:
 
 
 def fig_savings(df: pd.DataFrame) -> go.Figure:
-    """Cumulative savings over time, one line per baseline. Columns: ts, baseline, savings."""
+    """Cumulative savings over time, one line per series. Columns: ts, series, savings (per entry)."""
     title = "Cumulative savings"
     if df.empty:
-        return _empty(title, "no ledger entries yet")
+        return _empty(title, "no resolved or dismissed alerts in this window")
     fig = go.Figure()
-    for baseline, part in df.sort_values("ts").groupby("baseline"):
+    for series, part in df.sort_values("ts").groupby("series"):
         fig.add_trace(
             go.Scatter(
                 x=part["ts"],
                 y=part["savings"].cumsum(),
                 mode="lines+markers",
-                name=f"vs {baseline}",
+                name=str(series),
                 line={"shape": "hv"},
             )
         )
-    fig.update_layout(title=title, yaxis_title="currency", **LAYOUT)
+    fig.add_hline(y=0, line_color="#7f7f7f", opacity=0.5)
+    fig.update_layout(title=title, yaxis_title="money", **LAYOUT)
     return fig
+
+
+def ledger_frame(entries: Sequence[Mapping[str, object]]) -> pd.DataFrame:
+    """Ledger entries as savings series: net (avoided cost minus false-alarm cost) and avoided only."""
+    if not entries:
+        return pd.DataFrame(columns=["ts", "series", "savings"])
+    df = pd.DataFrame(list(entries))
+    net = pd.DataFrame(
+        {"ts": df["at"], "series": "net savings", "savings": df["cost_avoided"] - df["cost"]}
+    )
+    avoided = pd.DataFrame(
+        {"ts": df["at"], "series": "failure cost avoided", "savings": df["cost_avoided"]}
+    )
+    return pd.concat([net, avoided], ignore_index=True)
+
+
+def policy_frame(result: Mapping[str, object] | None) -> pd.DataFrame:
+    """A backtest result's ``policies`` as rows: policy, cost, downtime_h, failures, caught, ..."""
+    policies = (result or {}).get("policies") or {}
+    if not isinstance(policies, Mapping):
+        return pd.DataFrame()
+    rows = [{"policy": name, **values} for name, values in policies.items()]
+    return pd.DataFrame(rows)
 
 
 def fig_policy_costs(df: pd.DataFrame) -> go.Figure:
@@ -363,7 +387,7 @@ def fig_policy_costs(df: pd.DataFrame) -> go.Figure:
             textposition="outside",
         )
     )
-    fig.update_layout(title=title, yaxis_title="cost", **LAYOUT)
+    fig.update_layout(title=title, yaxis_title="cost", height=380, **LAYOUT)
     return fig
 
 

@@ -320,10 +320,12 @@ def _events_and_alerts(
                             ("resolved", at + timedelta(seconds=p.down_s)),
                         ],
                         reason="failed before the planned repair",
+                        # the repair followed the failure: no failure was avoided
+                        detail={"action": "repair", "confirmed": False},
                     )
                 )
         elif p.scenario == "caught":
-            events.append((p.machine.id, 1, at, "maintenance", p.mode, "planned", p.down_s, {}))
+            events.append((p.machine.id, 1, at, "maintenance", p.mode, "preventive", p.down_s, {}))
             raised = at - timedelta(hours=float(rng.uniform(8, 20)))
             alerts.append(
                 dict(
@@ -337,6 +339,7 @@ def _events_and_alerts(
                         ("resolved", at + timedelta(seconds=p.down_s)),
                     ],
                     reason="planned maintenance done",
+                    detail={"action": "preventive", "note": "worn part replaced"},
                 )
             )
         elif p.scenario == "preventive":
@@ -421,16 +424,19 @@ def _events_and_alerts(
             )
             row = cur.fetchone()
             assert row is not None
-            rows: list[tuple[str | None, str, str, str, datetime]] = [
-                (None, "open", "alert-engine", "probability above threshold", a["at"])
+            rows: list[tuple[str | None, str, str, str, datetime, Jsonb]] = [
+                (None, "open", "alert-engine", "probability above threshold", a["at"], Jsonb({}))
             ]
             prev = "open"
-            for status, when in a["changes"]:
-                rows.append((prev, status, "operator", a["reason"], when))
+            for i, (status, when) in enumerate(a["changes"], start=1):
+                last = i == len(a["changes"])
+                detail = Jsonb(a.get("detail", {}) if last else {})
+                rows.append((prev, status, "operator", a["reason"], when, detail))
                 prev = status
             cur.executemany(
-                "insert into alert_transitions (alert_id, from_status, to_status, actor, reason, at)"
-                " values (%s, %s, %s, %s, %s, %s)",
+                "insert into alert_transitions"
+                " (alert_id, from_status, to_status, actor, reason, at, detail)"
+                " values (%s, %s, %s, %s, %s, %s, %s)",
                 [(row[0], *r) for r in rows],
             )
         cur.execute("update alert_change_counter set seq = greatest(seq, %s) where id = 1", (seq,))

@@ -124,17 +124,33 @@ def test_downtime_stacks_causes_for_the_top_machines() -> None:
     assert fig.layout.barmode == "stack"
 
 
-def test_savings_are_cumulative_per_baseline() -> None:
-    df = pd.DataFrame(
-        {
-            "ts": [T0, T0 + timedelta(days=1), T0, T0 + timedelta(days=2)],
-            "baseline": ["run-to-failure", "run-to-failure", "fixed-interval", "fixed-interval"],
-            "savings": [100.0, 50.0, 40.0, -10.0],
-        }
-    )
-    fig = figures.fig_savings(df)
+def test_savings_are_cumulative_per_series_from_ledger_entries() -> None:
+    entries = [
+        {"at": T0, "cost_avoided": 5000.0, "cost": 0.0},
+        {"at": T0 + timedelta(days=1), "cost_avoided": 0.0, "cost": 150.0},
+        {"at": T0 + timedelta(days=2), "cost_avoided": 3000.0, "cost": 0.0},
+    ]
+    fig = figures.fig_savings(figures.ledger_frame(entries))
     lines = {t.name: list(t.y) for t in fig.data}
-    assert lines == {"vs fixed-interval": [40.0, 30.0], "vs run-to-failure": [100.0, 150.0]}
+    assert lines == {
+        "failure cost avoided": [5000.0, 5000.0, 8000.0],
+        "net savings": [5000.0, 4850.0, 7850.0],
+    }
+    assert len(figures.fig_savings(figures.ledger_frame([])).data) == 0
+
+
+def test_policy_frame_from_a_backtest_result() -> None:
+    result = {
+        "policies": {
+            "run-to-failure": {"cost": 9000.0, "failures": 3, "caught": 0},
+            "predictive": {"cost": 4000.0, "failures": 3, "caught": 2},
+        },
+        "threshold": 0.4,
+    }
+    df = figures.policy_frame(result)
+    assert list(df["policy"]) == ["run-to-failure", "predictive"]
+    assert list(df["caught"]) == [0, 2]
+    assert figures.policy_frame(None).empty
 
 
 def test_policy_costs_labels_each_bar() -> None:
