@@ -118,7 +118,7 @@ def evaluate_ai4i(
 
 
 # Command modules under forewarn/commands/, each exposing register(app). Add new areas here.
-AREAS: tuple[str, ...] = ("api", "bench", "ingest", "simulate", "dashboard", "rollups")
+AREAS: tuple[str, ...] = ("api", "bench", "ingest", "simulate", "dashboard", "rollups", "backtest")
 for _area in AREAS:
     importlib.import_module(f"forewarn.commands.{_area}").register(app)
 

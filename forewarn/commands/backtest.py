@@ -1,0 +1,113 @@
+"""`forewarn backtest`: what predictive maintenance earns against run-to-failure and fixed intervals.
+
+forewarn backtest                       # the stored champion predictions, failures and costs
+forewarn backtest --days 30 --capacity 2
+forewarn backtest --simulate --machines 50 --sim-days 120 --seed 1 --json
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+
+def _table(out: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Maintenance policies (cost scaled to the window's operating hours)")
+    for col in ("policy", "cost", "downtime h", "failures", "caught", "missed", "false alarms"):
+        table.add_column(col, justify="left" if col == "policy" else "right")
+    for name, p in out["policies"].items():
+        table.add_row(
+            name,
+            f"{p['cost']:,.0f}",
+            f"{p['downtime_h']:,.1f}",
+            str(p["failures"]),
+            str(p["caught"]),
+            str(p["missed"]),
+            str(p["false_alarms"]),
+        )
+    console = Console()
+    console.print(table)
+    th = out["threshold"]
+    console.print(
+        f"savings vs run-to-failure: {out['savings_vs_run_to_failure']:,.0f}   "
+        f"vs fixed-interval: {out['savings_vs_fixed_interval']:,.0f}   "
+        f"threshold: {'never alert' if th is None else th}   "
+        f"fixed intervals (h): {out['fixed_interval_h']}"
+    )
+    if "timings" in out:
+        console.print(f"timings (s): {out['timings']}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("backtest")
+    def backtest(
+        simulate: Annotated[
+            bool, typer.Option("--simulate", help="Simulate a plant into a temporary database.")
+        ] = False,
+        machines: Annotated[int, typer.Option(min=1, help="--simulate: machines.")] = 50,
+        sim_days: Annotated[float, typer.Option(min=2, help="--simulate: simulated days.")] = 120,
+        seed: Annotated[int, typer.Option(help="--simulate: random seed.")] = 1,
+        train_fraction: Annotated[
+            float, typer.Option(min=0.1, max=0.9, help="--simulate: share used for training.")
+        ] = 0.5,
+        days: Annotated[
+            float | None,
+            typer.Option(min=0.1, help="Backtest the last DAYS of predictions (default: all)."),
+        ] = None,
+        horizon_h: Annotated[
+            float | None, typer.Option(help="Alert horizon (default: the models' horizon).")
+        ] = None,
+        min_lead_h: Annotated[float, typer.Option(help="Minimum useful lead time.")] = 4.0,
+        k: Annotated[
+            int | None, typer.Option(help="Consecutive scores (default: alert_k).")
+        ] = None,
+        cooldown_h: Annotated[float, typer.Option(help="Quiet time after a false alarm.")] = 24.0,
+        capacity: Annotated[
+            int | None, typer.Option(min=1, help="At most K interventions per 8-hour shift.")
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+        curve: Annotated[
+            bool, typer.Option("--curve/--no-curve", help="Include the savings curve in --json.")
+        ] = True,
+    ) -> None:
+        """Backtest run-to-failure, fixed-interval and predictive maintenance; store the result."""
+        from forewarn.logs import setup_logging
+        from forewarn.settings import load_settings
+        from models.roi import BacktestConfig
+
+        settings = load_settings()
+        setup_logging(settings.log_level)
+        config = BacktestConfig(
+            horizon_h=horizon_h or settings.models.horizon_h,
+            min_lead_h=min_lead_h,
+            k=k or settings.models.alert_k,
+            cooldown_h=cooldown_h,
+            capacity_per_shift=capacity,
+        )
+        if simulate:
+            from models.backtest import simulate_backtest
+
+            out = simulate_backtest(
+                machines=machines,
+                days=sim_days,
+                seed=seed,
+                config=config,
+                train_fraction=train_fraction,
+            )
+        else:
+            from forewarn.storage.db import connect, prepared_database
+            from models.backtest import default_window, run_backtest
+
+            with prepared_database(settings) as url, connect(url) as conn:
+                out = run_backtest(conn, window=default_window(conn, days), config=config)
+        if not curve:
+            out.pop("curve", None)
+        if as_json:
+            typer.echo(json.dumps(out, default=str))
+        else:
+            _table(out)

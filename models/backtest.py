@@ -1,0 +1,249 @@
+"""The backtest runner: history from the database -> :mod:`models.roi` -> a stored result.
+
+``forewarn backtest`` reads champion predictions, failures and maintenance (machine_events) and the
+machine-type costs, backtests the three maintenance policies and stores the result.
+
+``forewarn backtest --simulate`` makes its own history: the simulator runs the plant to failure (no
+maintenance hook acts), the messages go into a temporary embedded PostgreSQL with the ingest
+storage functions, a failure classifier is trained on the first part (time split) with the one
+feature implementation (:mod:`models.features`), its predictions for the rest are written to the
+predictions table, and the same database path as above backtests them.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from psycopg import Connection
+
+from forewarn.assets import Costs
+from forewarn.errors import NotFound
+from forewarn.storage import roi as roi_store
+from models.roi import BacktestConfig, backtest
+
+log = logging.getLogger(__name__)
+
+ROLE = "champion"
+WRITE_CHUNK = 100_000  # messages per COPY transaction when loading a simulated history
+
+
+# ---- reading the history -------------------------------------------------------------------
+
+
+def load_costs(conn: Connection) -> tuple[dict[str, Costs], dict[str, str], dict[str, Costs]]:
+    """(machine -> costs, machine -> type, type -> costs) from the asset registry."""
+    by_type: dict[str, Costs] = {}
+    for r in conn.execute(
+        "select id, downtime_cost_per_h, repair_cost, planned_maintenance_cost, inspection_cost,"
+        " repair_hours, planned_hours from machine_types"
+    ):
+        by_type[r[0]] = Costs(*(float(x) for x in r[1:]))
+    types = {str(r[0]): str(r[1]) for r in conn.execute("select id, type_id from machines")}
+    return {m: by_type[t] for m, t in types.items()}, types, by_type
+
+
+def load_failures(conn: Connection, until: datetime) -> pd.DataFrame:
+    """Failures up to ``until`` with the duration of the repair that followed (hours, or NaN)."""
+    rows = conn.execute(
+        "select f.machine_id, f.ts, f.mode,"
+        " (select r.duration_s / 3600.0 from machine_events r where r.machine_id = f.machine_id"
+        "   and r.event = 'maintenance' and r.kind = 'repair' and r.ts >= f.ts"
+        "   order by r.ts limit 1) as downtime_h"
+        " from machine_events f where f.event = 'failure' and f.ts < %s order by f.ts",
+        (until,),
+    ).fetchall()
+    df = pd.DataFrame(rows, columns=["machine_id", "ts", "mode", "downtime_h"])
+    df["downtime_h"] = pd.to_numeric(df["downtime_h"], errors="coerce")
+    return df
+
+
+def load_renewals(conn: Connection, until: datetime) -> pd.DataFrame:
+    """Maintenance not caused by a failure (it ends a life without one): start time and hours."""
+    rows = conn.execute(
+        "select machine_id, ts - make_interval(secs => coalesce(duration_s, 0)),"
+        " duration_s / 3600.0 from machine_events where event = 'maintenance'"
+        " and coalesce(detail->>'trigger', '') <> 'failure' and ts < %s order by ts",
+        (until,),
+    ).fetchall()
+    df = pd.DataFrame(rows, columns=["machine_id", "ts", "downtime_h"])
+    df["downtime_h"] = pd.to_numeric(df["downtime_h"], errors="coerce")
+    return df
+
+
+def load_scores(
+    conn: Connection, since: datetime, until: datetime, role: str = ROLE
+) -> pd.DataFrame:
+    """Failure probabilities of one prediction role inside the window (good data quality only)."""
+    rows = conn.execute(
+        "select machine_id, ts, failure_prob from predictions where role = %s and ts >= %s"
+        " and ts <= %s and failure_prob is not null and data_quality = 'ok'",
+        (role, since, until),
+    ).fetchall()
+    return pd.DataFrame(rows, columns=["machine_id", "ts", "failure_prob"])
+
+
+def history_bounds(conn: Connection) -> tuple[datetime | None, datetime | None]:
+    """First and last reading time in the database."""
+    row = conn.execute("select min(ts), max(ts) from readings").fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def run_backtest(
+    conn: Connection,
+    *,
+    window: tuple[datetime, datetime],
+    config: BacktestConfig,
+    role: str = ROLE,
+    source: str = "database",
+    params: Mapping[str, Any] | None = None,
+    history_start: datetime | None = None,
+    store: bool = True,
+) -> dict[str, Any]:
+    """Backtest the stored predictions over ``window``; store and return the JSON result."""
+    costs, types, by_type = load_costs(conn)
+    if not costs:
+        raise NotFound("no machines in the registry: nothing to backtest")
+    failures = load_failures(conn, window[1])
+    renewals = load_renewals(conn, window[1])
+    scores = load_scores(conn, window[0], window[1], role)
+    if history_start is None:
+        history_start = history_bounds(conn)[0]
+    res, summary = backtest(
+        failures,
+        scores,
+        costs,
+        window,
+        config=config,
+        types=types,
+        renewals=renewals,
+        history_start=history_start,
+    )
+    out = res.to_dict()
+    out["window"] = {"from": window[0].isoformat(), "to": window[1].isoformat()}
+    out["scores"] = len(scores)
+    if store:
+        out["backtest_id"] = roi_store.save_backtest(
+            conn,
+            source=source,
+            window=window,
+            params={
+                "config": {**asdict(config), "thresholds": None},
+                "role": role,
+                **(params or {}),
+            },
+            costs={t: asdict(c) for t, c in by_type.items()},
+            result=out,
+            summary=summary.to_dict(),
+        )
+        conn.commit()
+    return out
+
+
+# ---- the self-contained simulated run --------------------------------------------------------
+
+
+def write_history(conn: Connection, messages: list[Any]) -> tuple[int, int]:
+    """Store simulated messages with the ingest storage functions; returns (readings, events)."""
+    from forewarn.contract import Event, Telemetry
+    from forewarn.storage.readings import insert_events, insert_readings
+
+    n_r = n_e = 0
+    for i in range(0, len(messages), WRITE_CHUNK):
+        chunk = messages[i : i + WRITE_CHUNK]
+        n_r += insert_readings(conn, [m for m in chunk if isinstance(m, Telemetry)])
+        n_e += insert_events(conn, [m for m in chunk if isinstance(m, Event)])
+        conn.commit()
+    return n_r, n_e
+
+
+def simulate_backtest(
+    *,
+    machines: int,
+    days: float,
+    seed: int,
+    config: BacktestConfig,
+    train_fraction: float = 0.5,
+    factory_path: Path | None = None,
+    state_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Simulate, store, train, score and backtest in a temporary embedded database."""
+    from forewarn.factory import load_factory
+    from forewarn.storage.db import connect
+    from forewarn.storage.migrate import migrate
+    from forewarn.storage.registry import upsert_registry
+    from forewarn.storage.server import embedded_postgres
+    from models.holdout import train_and_score
+    from simulator.engine import run_history
+
+    if not 0 < train_fraction < 1:
+        raise ValueError("train_fraction must be between 0 and 1")
+    t0 = time.monotonic()
+    timings: dict[str, float] = {}
+    factory = load_factory(factory_path, machines=machines)
+    history = run_history(factory, days * 24.0, seed)
+    timings["simulate_s"] = time.monotonic() - t0
+    start = factory.start
+    split = start + timedelta(hours=days * 24.0 * train_fraction)
+    end = start + timedelta(hours=days * 24.0)
+    with tempfile.TemporaryDirectory(prefix="forewarn-backtest-") as tmp:
+        state = state_dir or Path(tmp)
+        with embedded_postgres(state) as url, connect(url) as conn:
+            migrate(conn)
+            upsert_registry(conn, factory.registry())
+            conn.commit()
+            t1 = time.monotonic()
+            n_r, n_e = write_history(conn, history.messages)
+            timings["store_s"] = time.monotonic() - t1
+            del history.messages[:]  # the database holds them now
+            t2 = time.monotonic()
+            metrics = train_and_score(
+                conn, start=start, split=split, end=end, horizon_h=config.horizon_h, seed=seed
+            )
+            timings["train_score_s"] = time.monotonic() - t2
+            t3 = time.monotonic()
+            out = run_backtest(
+                conn,
+                window=(split, end),
+                config=config,
+                source="simulation",
+                params={"machines": machines, "sim_days": days, "seed": seed},
+                history_start=start,
+                store=True,
+            )
+            timings["backtest_s"] = time.monotonic() - t3
+    truth = [t for t in history.truth if t.event == "failure"]
+    out["simulation"] = {
+        "machines": machines,
+        "sim_days": days,
+        "seed": seed,
+        "readings": n_r,
+        "events": n_e,
+        "failures_total": len(truth),
+        "failures_in_window": sum(1 for t in truth if split < t.ts <= end),
+        "train_until": split.isoformat(),
+        "models": metrics,
+    }
+    timings["total_s"] = time.monotonic() - t0
+    out["timings"] = {k: round(v, 1) for k, v in timings.items()}
+    return out
+
+
+def default_window(conn: Connection, days: float | None) -> tuple[datetime, datetime]:
+    """The last ``days`` of predictions (all of them when None)."""
+    row = conn.execute(
+        "select min(ts), max(ts) from predictions where role = %s", (ROLE,)
+    ).fetchone()
+    if row is None or row[0] is None:
+        raise NotFound("no champion predictions in the database: score first, or use --simulate")
+    lo, hi = row[0], row[1]
+    if days is not None:
+        lo = max(lo, hi - timedelta(days=days))
+    return lo, hi
