@@ -435,20 +435,24 @@ def fig_role_comparison(df: pd.DataFrame) -> go.Figure:
 
 
 def fig_drift(df: pd.DataFrame) -> go.Figure:
-    """Drift detections on a timeline, one row per monitored feature. Columns: at, target, action."""
+    """Drift detections on a timeline, one row per target (machine type). Columns: at, target, detail."""
     title = "Drift detections"
     if df.empty:
         return _empty(title, "no drift detected")
-    fig = go.Figure()
-    for action, part in df.groupby("action"):
-        fig.add_trace(
-            go.Scatter(
-                x=part["at"],
-                y=part["target"],
-                mode="markers",
-                name=str(action),
-                marker={"size": 12, "symbol": "x"},
-            )
+    details = df["detail"] if "detail" in df.columns else pd.Series([{}] * len(df), index=df.index)
+    hover = [
+        ", ".join(f"{k}={v}" for k, v in d.items() if k != "summary") if isinstance(d, dict) else ""
+        for d in details
+    ]
+    fig = go.Figure(
+        go.Scatter(
+            x=df["at"],
+            y=df["target"],
+            mode="markers",
+            text=hover,
+            hovertemplate="%{x}<br>%{y}: %{text}<extra></extra>",
+            marker={"size": 14, "symbol": "x", "color": COLORS["medium"]},
         )
-    fig.update_layout(title=title, **LAYOUT)
+    )
+    fig.update_layout(title=title, yaxis_title="machine type", height=320, **LAYOUT)
     return fig

@@ -486,21 +486,18 @@ def _model_versions(conn: Connection, win: Window) -> dict[str, int]:
 
 
 def _drift(conn: Connection, win: Window, rng: np.random.Generator) -> int:
+    """Drift detections as the online scorer records them (audit_log action 'drift', per type)."""
     rows = []
-    for i, (feature, detector) in enumerate(
-        (("bearing_temp", "PageHinkley"), ("torque", "PageHinkley"), ("abs_error", "ADWIN"))
+    for i, (type_id, feature, detector) in enumerate(
+        (
+            ("pump", "bearing_temp", "PageHinkley"),
+            ("cnc", "torque", "PageHinkley"),
+            ("cnc", "abs_error", "ADWIN"),
+        )
     ):
         at = win.start + (win.end - win.start) * float(rng.uniform(0.2 + i * 0.2, 0.35 + i * 0.2))
-        kind = "error" if detector == "ADWIN" else "input"
-        rows.append(
-            (
-                at,
-                "online-model",
-                f"drift.{kind}",
-                feature,
-                Jsonb({"detector": detector, "kind": kind}),
-            )
-        )
+        detail = {"detectors": 1, "detector": detector, "feature": feature}
+        rows.append((at, "scoring", "drift", type_id, Jsonb(detail)))
     with conn.cursor() as cur:
         cur.executemany(
             "insert into audit_log (at, actor, action, target, detail) values (%s, %s, %s, %s, %s)",

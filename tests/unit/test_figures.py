@@ -209,3 +209,17 @@ def test_roles_follow_the_api_matrix() -> None:
     assert not auth.can("viewer", "acknowledge")
     assert auth.can("maintenance", "resolve") and not auth.can("maintenance", "dismiss")
     assert not auth.can(None, "acknowledge")
+
+
+def test_drift_marks_each_detection_on_its_machine_type() -> None:
+    df = pd.DataFrame(
+        {
+            "at": [T0, T0 + timedelta(hours=1)],
+            "target": ["pump", "cnc"],
+            "action": ["drift", "drift"],
+            "detail": [{"detectors": 1, "feature": "bearing_temp", "summary": {"n": 5}}, {}],
+        }
+    )
+    trace = figures.fig_drift(df).data[0]
+    assert list(trace.y) == ["pump", "cnc"]
+    assert list(trace.text) == ["detectors=1, feature=bearing_temp", ""]
