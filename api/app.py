@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api import errors
 from api.auth import KeyCache, TokenBucket, authorize, check_rules
@@ -26,7 +26,8 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     429: {"model": Problem, "description": "Rate limit of this key exceeded; see Retry-After."},
     503: {"model": Problem, "description": "Database unavailable; see Retry-After."},
 }
-POOL_TIMEOUT_S = 5.0  # wait at most this long for a connection before answering 503
+POOL_TIMEOUT_S = 5.0
+READ_POOL_MAX = 4  # wait at most this long for a connection before answering 503
 DESCRIPTION = """Forewarn predictive-maintenance API.
 
 Authenticate with an API key in `X-API-Key` (or `Authorization: Bearer`); create one with
@@ -45,27 +46,42 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if pool is not None:
-            app.state.pool = pool
-            yield
-            return
-        if settings.db.url is None:
-            raise ConfigError("FOREWARN_DB__URL", "the API needs a database URL or a pool")
-        # open without waiting: the API starts while the database is down and reports 503
-        own = ConnectionPool(
-            settings.db.url.get_secret_value(),
-            min_size=settings.db.pool_min,
-            max_size=settings.db.pool_max,
-            timeout=min(settings.db.connect_timeout_s, POOL_TIMEOUT_S),
-            name="forewarn-api",
+        own: ConnectionPool | None = None
+        if pool is None:
+            if settings.db.url is None:
+                raise ConfigError("FOREWARN_DB__URL", "the API needs a database URL or a pool")
+            # open without waiting: the API starts while the database is down and reports 503
+            own = ConnectionPool(
+                settings.db.url.get_secret_value(),
+                min_size=settings.db.pool_min,
+                max_size=settings.db.pool_max,
+                timeout=min(settings.db.connect_timeout_s, POOL_TIMEOUT_S),
+                name="forewarn-api",
+                open=False,
+            )
+            own.open(wait=False)
+            app.state.pool = own
+        main: ConnectionPool = app.state.pool
+        # The hot read endpoints (polling, machine list) use an autocommit async pool on the same
+        # database: no worker-thread hop and no COMMIT round trip per request.
+        reads = AsyncConnectionPool(
+            main.conninfo,
+            min_size=1,
+            max_size=READ_POOL_MAX,
+            timeout=min(main.timeout, POOL_TIMEOUT_S),
+            kwargs={"autocommit": True},
+            name="forewarn-api-reads",
             open=False,
         )
-        own.open(wait=False)
-        app.state.pool = own
+        await reads.open(wait=False)
+        app.state.read_pool = reads
         try:
             yield
         finally:
-            own.close()
+            app.state.read_pool = None
+            await reads.close()
+            if own is not None:
+                own.close()
 
     app = FastAPI(
         title="Forewarn",
@@ -77,6 +93,7 @@ def create_app(
     app.state.settings = settings
     app.state.publish = publish
     app.state.pool = pool
+    app.state.read_pool = None
     app.state.keys = KeyCache()
     app.state.limiter = TokenBucket(settings.api.rate_limit_per_min)
     app.state.metrics = Metrics()

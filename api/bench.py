@@ -159,6 +159,25 @@ def _serve(code: str, url: str) -> tuple[subprocess.Popen[bytes], str]:
         time.sleep(0.1)
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc), to report CPU per request."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measured(
+    proc: subprocess.Popen[bytes], base: str, key: str, paths: list[str], concurrency: int
+) -> dict[str, Any]:
+    """Load figures plus the server's CPU milliseconds per request (independent of machine load)."""
+    cpu0 = _cpu_s(proc.pid)
+    out = asyncio.run(_load(base, key, paths, concurrency))
+    out["server_cpu_ms_per_req"] = round(
+        (_cpu_s(proc.pid) - cpu0) * 1000 / max(1, out["requests"]), 3
+    )
+    return out
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     proc.wait(timeout=10)
@@ -235,11 +254,11 @@ def bench_api(
         ]
         lists = ["/v1/machines"] * max(1, requests // 10)
         asyncio.run(_load(base, key, polls[: min(500, requests)], concurrency))  # warm-up
-        poll = asyncio.run(_load(base, key, polls, concurrency))
-        machine_list = asyncio.run(_load(base, key, lists, concurrency))
+        poll = _measured(proc, base, key, polls, concurrency)
+        machine_list = _measured(proc, base, key, lists, concurrency)
         _stop(proc)
         proc, bare_base = _serve(BARE_SERVER, surl)
-        bare = asyncio.run(_load(bare_base, key, polls[: max(1, requests // 4)], concurrency))
+        bare = _measured(proc, bare_base, key, polls[: max(1, requests // 4)], concurrency)
     finally:
         if proc is not None and proc.poll() is None:
             _stop(proc)
@@ -259,7 +278,9 @@ def bench_api(
         "machine_list_rps": machine_list["rps"],
         "machine_list_p50_ms": machine_list["p50_ms"],
         "machine_list_p99_ms": machine_list["p99_ms"],
+        "machine_list_server_cpu_ms_per_req": machine_list["server_cpu_ms_per_req"],
         "bare_fastapi_rps": bare["rps"],
         "bare_fastapi_p99_ms": bare["p99_ms"],
+        "bare_fastapi_server_cpu_ms_per_req": bare["server_cpu_ms_per_req"],
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }

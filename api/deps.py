@@ -8,7 +8,7 @@ from typing import Annotated
 
 import psycopg
 from fastapi import Depends, Request
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from forewarn.settings import Settings
 from forewarn.storage.keys import ApiKey
@@ -24,6 +24,11 @@ def _conn(request: Request) -> Iterator[psycopg.Connection]:
 
 async def _pool(request: Request) -> ConnectionPool:
     pool: ConnectionPool = request.app.state.pool
+    return pool
+
+
+async def _read_pool(request: Request) -> AsyncConnectionPool | None:
+    pool: AsyncConnectionPool | None = getattr(request.app.state, "read_pool", None)
     return pool
 
 
@@ -49,6 +54,8 @@ async def _publish(request: Request) -> Publish | None:
 # The hot read endpoints are async and run their query in one worker-thread hop with the pool;
 # the others take a connection per request (a sync dependency, run in the threadpool).
 Pool = Annotated[ConnectionPool, Depends(_pool)]
+# Autocommit async pool for the hottest reads; None when the lifespan did not run (then use Pool).
+ReadPool = Annotated[AsyncConnectionPool | None, Depends(_read_pool)]
 Conn = Annotated[psycopg.Connection, Depends(_conn)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 Caller = Annotated[ApiKey, Depends(_caller)]

@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from api.deps import Caller, Conn, Now, Pool, PublishDep, SettingsDep
+from api.deps import Caller, Conn, Now, Pool, PublishDep, ReadPool, SettingsDep
 from api.schemas import (
     AckRequest,
     Alert,
@@ -79,6 +79,7 @@ def list_alerts(
 @router.get("/changes", response_model=AlertChanges)
 async def alert_changes(
     pool: Pool,
+    read_pool: ReadPool,
     cursor: Annotated[
         int, Query(ge=0, le=2**62, description="next_cursor of the last poll; 0 first.")
     ] = 0,
@@ -88,6 +89,11 @@ async def alert_changes(
 
     An alert changed several times since the cursor appears once, in its latest state.
     """
+
+    if read_pool is not None:
+        async with read_pool.connection() as aconn:
+            body = await store.alert_changes_json_async(aconn, cursor, limit)
+        return Response(body, media_type="application/json")
 
     def query() -> str:
         with pool.connection() as conn:

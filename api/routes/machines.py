@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import Conn, Now, Pool
+from api.deps import Conn, Now, Pool, ReadPool
 from api.schemas import MachineDetail, MachineSummary, Problem, Reading, Readings, Risk
 from api.timeparams import TimeParam, check_time
 from forewarn.errors import NotFound
@@ -37,6 +37,7 @@ def _risk(r: dict[str, Any]) -> Risk | None:
 @router.get("", response_model=list[MachineSummary])
 async def list_machines(
     pool: Pool,
+    read_pool: ReadPool,
     site_id: Annotated[str | None, Query(max_length=200)] = None,
     type_id: Annotated[str | None, Query(max_length=200)] = None,
     order: Literal["id", "risk"] = "id",
@@ -45,11 +46,21 @@ async def list_machines(
 ) -> Response:
     """Every machine with its latest champion prediction (risk) and number of open alerts."""
 
+    filters: dict[str, Any] = {
+        "site_id": site_id,
+        "type_id": type_id,
+        "order": order,
+        "limit": limit,
+        "offset": offset,
+    }
+    if read_pool is not None:
+        async with read_pool.connection() as aconn:
+            body = await store.list_machines_json_async(aconn, **filters)
+        return Response(body, media_type="application/json")
+
     def query() -> str:
         with pool.connection() as conn:
-            return store.list_machines_json(
-                conn, site_id=site_id, type_id=type_id, order=order, limit=limit, offset=offset
-            )
+            return store.list_machines_json(conn, **filters)
 
     return Response(await run_in_threadpool(query), media_type="application/json")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from psycopg import Connection
+from psycopg import AsyncConnection, Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -336,19 +336,33 @@ def alert_changes(conn: Connection, cursor: int, limit: int) -> tuple[list[dict[
     return rows, (int(rows[-1]["change_seq"]) if rows else cursor)
 
 
-def alert_changes_json(conn: Connection, cursor: int, limit: int) -> str:
-    """The body of a changes poll, built by PostgreSQL: {"alerts", "next_cursor", "has_more"}.
+def alert_changes_query(cursor: int, limit: int) -> tuple[str, dict[str, int]]:
+    """SQL and parameters of a changes poll whose one value is the JSON body.
 
-    Same rows as :func:`alert_changes`; JSON made in the database keeps the hot polling path cheap.
+    {"alerts", "next_cursor", "has_more"}: the rows of :func:`alert_changes`, with the JSON made in
+    the database, which keeps the hot polling path cheap.
     """
-    row = conn.execute(
+    sql = (
         f"with page as (select {ALERT_COLUMNS} from alerts where change_seq > %(c)s"
         "   order by change_seq limit %(n)s)"
         " select json_build_object('alerts', coalesce(json_agg(page order by page.change_seq), '[]'),"
         "  'next_cursor', coalesce(max(page.change_seq), %(c)s), 'has_more', count(*) = %(n)s)::text"
-        " from page",
-        {"c": cursor, "n": limit},
-    ).fetchone()
+        " from page"
+    )
+    return sql, {"c": cursor, "n": limit}
+
+
+def alert_changes_json(conn: Connection, cursor: int, limit: int) -> str:
+    """The JSON body of a changes poll (see :func:`alert_changes_query`)."""
+    row = conn.execute(*alert_changes_query(cursor, limit)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+async def alert_changes_json_async(conn: AsyncConnection, cursor: int, limit: int) -> str:
+    """:func:`alert_changes_json` on an async connection (the API's hot path, no thread hop)."""
+    cur = await conn.execute(*alert_changes_query(cursor, limit))
+    row = await cur.fetchone()
     assert row is not None
     return str(row[0])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from psycopg import Connection
+from psycopg import AsyncConnection, Connection
 from psycopg.rows import dict_row
 
 BUCKET_ORIGIN = "2000-01-01T00:00:00Z"
@@ -26,18 +26,17 @@ def _all(conn: Connection, sql: str, args: Any) -> list[dict[str, Any]]:
         return cur.fetchall()
 
 
-def list_machines_json(
-    conn: Connection,
+def list_machines_query(
     *,
     site_id: str | None = None,
     type_id: str | None = None,
     order: str = "id",
     limit: int = 500,
     offset: int = 0,
-) -> str:
-    """:func:`list_machines` as a JSON array built by PostgreSQL (risk nested, null when unscored)."""
+) -> tuple[str, dict[str, Any]]:
+    """SQL whose one value is the JSON array of machines with latest risk and open-alert count."""
     order_by = {"id": "m.id", "risk": "p.failure_prob desc nulls last, m.id"}[order]
-    row = conn.execute(
+    sql = (
         "select coalesce(json_agg(json_build_object('id', q.id, 'site_id', q.site_id,"
         " 'line_id', q.line_id, 'type_id', q.type_id, 'risk', case when q.risk_ts is null then null"
         " else json_build_object('ts', q.risk_ts, 'failure_prob', q.failure_prob, 'rul_h', q.rul_h,"
@@ -51,9 +50,22 @@ def list_machines_json(
         f" from machines m {_RISK}"
         " where (%(site)s::text is null or m.site_id = %(site)s)"
         " and (%(type)s::text is null or m.type_id = %(type)s)"
-        f" order by {order_by} limit %(limit)s offset %(offset)s) q",
-        {"site": site_id, "type": type_id, "limit": limit, "offset": offset},
-    ).fetchone()
+        f" order by {order_by} limit %(limit)s offset %(offset)s) q"
+    )
+    return sql, {"site": site_id, "type": type_id, "limit": limit, "offset": offset}
+
+
+def list_machines_json(conn: Connection, **filters: Any) -> str:
+    """Machines with their latest champion risk (null when unscored) and open alerts, as JSON."""
+    row = conn.execute(*list_machines_query(**filters)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+async def list_machines_json_async(conn: AsyncConnection, **filters: Any) -> str:
+    """:func:`list_machines_json` on an async connection."""
+    cur = await conn.execute(*list_machines_query(**filters))
+    row = await cur.fetchone()
     assert row is not None
     return str(row[0])
 
