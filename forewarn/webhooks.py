@@ -86,8 +86,9 @@ def deliver_pending(
 ) -> tuple[int, int]:
     """Send pending deliveries, each retried with exponential backoff; returns (delivered, failed).
 
-    Every attempt is logged in webhook_attempts. Commits once per delivery, so a crash re-sends at
-    most the delivery in flight (receivers de-duplicate on the delivery id).
+    Every attempt is logged in webhook_attempts. Each delivery is sent under a row lock (skip locked)
+    and committed on its own, so concurrent senders never send the same delivery and a crash
+    re-sends at most the delivery in flight (receivers de-duplicate on the delivery id).
     """
     delivered = failed = 0
     with conn.transaction():
@@ -102,6 +103,8 @@ def deliver_pending(
             retry=retry_if_exception_type(DeliveryFailed),
         )
         with conn.transaction():
+            if not store.lock_pending(conn, d["id"]):
+                continue  # another sender took it since the listing
             try:
                 for attempt in retrying:
                     with attempt:

@@ -51,13 +51,23 @@ def enqueue_deliveries(
     return cur.rowcount
 
 
+def lock_pending(conn: Connection, delivery_id: int) -> bool:
+    """Lock one delivery for sending (until commit); False when another sender has it or it is done."""
+    row = conn.execute(
+        "select 1 from webhook_deliveries where id = %s and status = 'pending'"
+        " for update skip locked",
+        (delivery_id,),
+    ).fetchone()
+    return row is not None
+
+
 def claim_pending(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
-    """Pending deliveries with their target, locked (skip locked) for this sender's transaction."""
+    """Pending deliveries with their target, oldest first (lock each with :func:`lock_pending`)."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             "select d.id, d.event, d.payload, d.attempts, w.url, w.secret"
             " from webhook_deliveries d join webhooks w on w.id = d.webhook_id"
-            " where d.status = 'pending' order by d.id limit %s for update of d skip locked",
+            " where d.status = 'pending' order by d.id limit %s",
             (limit,),
         )
         return cur.fetchall()
