@@ -82,3 +82,28 @@ def test_local_broker_keeps_qos1_messages_for_an_offline_persistent_session(
 
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port or 0), 1).close()
+
+
+def test_ingest_over_the_amqtt_fallback_stores_every_message(db_url: str, tmp_path: Path) -> None:
+    """The pure-Python path end to end: MQTT 3.1.1, a user name, manual acks after commit."""
+    from tests.integration.ingest_support import (
+        good_messages,
+        running,
+        seed,
+        stored_keys,
+        wait_until,
+        worker_settings,
+    )
+
+    root = f"forewarn-test-{uuid.uuid4().hex[:8]}/v1"
+    machines = seed(db_url, machines=3)
+    msgs = good_messages(root, machines, 150)
+    with local_broker(tmp_path, kind="amqtt") as url:
+        assert "protocol=3.1.1" in url and urlsplit(url).username
+        with running(worker_settings(root), db_url, url) as worker:
+            pub = _client(url, f"pub-{uuid.uuid4().hex[:8]}")
+            for topic, payload, _key in msgs:
+                pub.publish(topic, payload, qos=1).wait_for_publish(5)
+            wait_until(lambda: worker.messages >= len(msgs), 60, "amqtt messages committed")
+            pub.disconnect()
+    assert sorted(stored_keys(db_url)) == sorted(k for *_, k in msgs)
