@@ -1,0 +1,361 @@
+"""Maintenance lives: a failure history split into lives, and the alert policy replayed on them.
+
+Pure (no storage, no I/O). :func:`summarize` turns failures, maintenance and failure scores into a
+:class:`LifeSummary`: per life its span and whether it failed, and per life and alert threshold
+what the predictive policy would have done (caught / failed, operating hours until the renewal,
+false alarms, lead time). Nothing here depends on money, so :mod:`models.roi` can re-price the
+summary for any costs (a what-if) without replaying the alerts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forewarn.assets import Costs
+
+NEVER = math.inf  # threshold / interval meaning "never act"
+DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(
+    float(x) for x in np.round(np.arange(0.02, 1.0, 0.02), 2)
+)
+NONE, CAUGHT, FAILED = 0, 1, 2  # predictive outcome of a life
+_H = 3600.0
+COST_FIELDS = tuple(Costs.__dataclass_fields__)
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestConfig:
+    """How alerts are raised and judged; the threshold grid; the optional capacity limit."""
+
+    horizon_h: float = 48.0  # an alert is "true" when the failure follows within this
+    min_lead_h: float = 4.0  # ... and at least this much later (time to plan the repair)
+    k: int = 3  # consecutive scores at or above the threshold that raise an alert
+    cooldown_h: float = 24.0  # no new alert on a machine this long after a false alarm
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
+    capacity_per_shift: int | None = None  # at most K acted-on alerts per shift, plant-wide
+    shift_h: float = 8.0  # shifts are aligned to midnight UTC
+    fi_grid: int = 40  # candidate fixed intervals per machine type (plus "never")
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.horizon_h <= 0 or not 0 <= self.min_lead_h <= self.horizon_h:
+            raise ValueError(f"need k >= 1 and 0 <= min_lead_h <= horizon_h > 0, got {self}")
+
+
+@dataclass
+class LifeSummary:
+    """Everything the cost maths needs, computed once from the history (cost-free parts).
+
+    Per life: machine, type, start/end (hours since the epoch), operating hours, failed, costs.
+    Per life and threshold (columns follow ``thresholds``, the last one is "never"): outcome
+    (0 none, 1 caught, 2 failed), operating hours until renewal, false alarms, lead time, alerts
+    not acted on (capacity).
+    """
+
+    config: BacktestConfig
+    window: tuple[float, float]
+    machine: np.ndarray
+    type: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    length: np.ndarray
+    failed: np.ndarray
+    costs: np.ndarray  # (lives, 6) in Costs field order
+    exposure: dict[str, float]  # type -> observed operating hours in the window
+    machines: dict[str, int]  # type -> machines
+    thresholds: np.ndarray
+    outcome: np.ndarray
+    op: np.ndarray
+    false_alarms: np.ndarray
+    lead: np.ndarray
+    dropped: np.ndarray
+
+    @property
+    def n_lives(self) -> int:
+        return len(self.machine)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly (``never`` stored as null)."""
+        th = [None if math.isinf(t) else float(t) for t in self.thresholds]
+        return {
+            "config": {**asdict(self.config), "thresholds": list(self.config.thresholds)},
+            "window": list(self.window),
+            "lives": {
+                "machine": self.machine.tolist(),
+                "type": self.type.tolist(),
+                "start": self.start.tolist(),
+                "end": self.end.tolist(),
+                "failed": self.failed.tolist(),
+                "costs": self.costs.tolist(),
+            },
+            "exposure": self.exposure,
+            "machines": self.machines,
+            "thresholds": th,
+            "outcome": self.outcome.tolist(),
+            "op": np.round(self.op, 4).tolist(),
+            "false_alarms": self.false_alarms.tolist(),
+            "lead": [[None if math.isnan(v) else round(v, 4) for v in r] for r in self.lead],
+            "dropped": self.dropped.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LifeSummary:
+        cfg = dict(d["config"])
+        cfg["thresholds"] = tuple(cfg["thresholds"])
+        lives = d["lives"]
+        start, end = np.asarray(lives["start"], float), np.asarray(lives["end"], float)
+        n, g = len(start), len(d["thresholds"])
+        return cls(
+            config=BacktestConfig(**cfg),
+            window=(float(d["window"][0]), float(d["window"][1])),
+            machine=np.asarray(lives["machine"], dtype=object),
+            type=np.asarray(lives["type"], dtype=object),
+            start=start,
+            end=end,
+            length=end - start,
+            failed=np.asarray(lives["failed"], bool),
+            costs=np.asarray(lives["costs"], float).reshape(n, len(COST_FIELDS)),
+            exposure={k: float(v) for k, v in d["exposure"].items()},
+            machines={k: int(v) for k, v in d["machines"].items()},
+            thresholds=np.array([NEVER if t is None else t for t in d["thresholds"]], float),
+            outcome=np.asarray(d["outcome"], np.int8).reshape(n, g),
+            op=np.asarray(d["op"], float).reshape(n, g),
+            false_alarms=np.asarray(d["false_alarms"], np.int32).reshape(n, g),
+            lead=np.array(
+                [[np.nan if v is None else v for v in r] for r in d["lead"]], float
+            ).reshape(n, g),
+            dropped=np.asarray(d["dropped"], np.int64),
+        )
+
+
+def hours(ts: Any) -> np.ndarray:
+    """Timestamps (datetime-like, tz-aware or UTC-naive) -> float hours since the epoch."""
+    t = pd.to_datetime(pd.Series(ts), utc=True)
+    return ((t - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(float) / _H
+
+
+def _hour(ts: Any) -> float:
+    return float(hours([ts])[0])
+
+
+def build_lives(
+    failures: pd.DataFrame,
+    costs: Mapping[str, Costs],
+    window: tuple[Any, Any],
+    *,
+    types: Mapping[str, str] | None = None,
+    renewals: pd.DataFrame | None = None,
+    history_start: Any = None,
+) -> pd.DataFrame:
+    """One row per life ending inside ``window``: machine, type, start, end (hours), failed.
+
+    ``costs`` names every machine of the plant. ``failures`` (machine_id, ts[, downtime_h]) may hold
+    failures before the window: they date the start of a machine's first life in the window (else
+    ``history_start``, else the window start). ``renewals`` (machine_id, ts[, downtime_h]) are
+    maintenance jobs from the history: they end a life without a failure (censored).
+    """
+    ws, we = _hour(window[0]), _hour(window[1])
+    h0 = ws if history_start is None else min(ws, _hour(history_start))
+    ends: list[pd.DataFrame] = []
+    for df, failed, default_h in (
+        (failures, True, "repair_hours"),
+        (renewals, False, "planned_hours"),
+    ):
+        if df is None or df.empty:
+            continue
+        e = pd.DataFrame({"machine": df["machine_id"].astype(str), "end": hours(df["ts"])})
+        e["failed"] = failed
+        down = df["downtime_h"].to_numpy(float) if "downtime_h" in df else np.full(len(df), np.nan)
+        dflt = np.array([getattr(costs[m], default_h) if m in costs else 0.0 for m in e["machine"]])
+        e["down"] = np.where(np.isnan(down), dflt, down)
+        ends.append(e[(e["machine"].isin(costs.keys())) & (e["end"] <= we)])
+    rows = []
+    ev = pd.concat(ends) if ends else pd.DataFrame(columns=["machine", "end", "failed", "down"])
+    by_machine = {m: g.sort_values("end") for m, g in ev.groupby("machine")}
+    for m in sorted(costs):
+        start = h0
+        g = by_machine.get(m)
+        for end, failed, down in (
+            [] if g is None else g[["end", "failed", "down"]].itertuples(index=False)
+        ):
+            if end > ws and end > start:
+                rows.append((m, start, float(end), bool(failed)))
+            start = max(start, float(end) + float(down))
+        if start < we:
+            rows.append((m, start, we, False))
+    out = pd.DataFrame(rows, columns=["machine", "start", "end", "failed"])
+    out["type"] = [(types or {}).get(m, "all") for m in out["machine"]]
+    return out
+
+
+def summarize(
+    failures: pd.DataFrame,
+    scores: pd.DataFrame,
+    costs: Mapping[str, Costs],
+    window: tuple[Any, Any],
+    *,
+    config: BacktestConfig | None = None,
+    types: Mapping[str, str] | None = None,
+    renewals: pd.DataFrame | None = None,
+    history_start: Any = None,
+) -> LifeSummary:
+    """Split the history into lives and run the predictive policy at every threshold of the grid.
+
+    ``scores`` holds (machine_id, ts, failure_prob) per reading; only scores inside the window count.
+    """
+    cfg = config or BacktestConfig()
+    lives = build_lives(
+        failures, costs, window, types=types, renewals=renewals, history_start=history_start
+    )
+    ws, we = _hour(window[0]), _hour(window[1])
+    start, end = lives["start"].to_numpy(float), lives["end"].to_numpy(float)
+    failed = lives["failed"].to_numpy(bool)
+    machine = lives["machine"].to_numpy(object)
+    ltype = lives["type"].to_numpy(object)
+    exposure: dict[str, float] = {}
+    for t, s, e in zip(ltype, start, end, strict=True):
+        exposure[t] = exposure.get(t, 0.0) + max(0.0, e - max(s, ws))
+    machines: dict[str, int] = {}
+    for m in costs:
+        t = (types or {}).get(m, "all")
+        machines[t] = machines.get(t, 0) + 1
+    th = np.array(sorted({float(x) for x in cfg.thresholds if 0 < x <= 1}) + [NEVER])
+    n, g = len(lives), len(th)
+    outcome = np.tile(np.where(failed, FAILED, NONE).astype(np.int8)[:, None], (1, g))
+    op = np.tile((end - start)[:, None], (1, g))
+    fa = np.zeros((n, g), np.int32)
+    lead = np.full((n, g), np.nan)
+    dropped = np.zeros(g, np.int64)
+    cand = _candidates(lives, scores, ws, we, cfg.k)
+    for j, theta in enumerate(th[:-1]):
+        sel = (cand["prev"] < theta) & (cand["min"] >= theta)
+        dropped[j] = _run_policy(
+            cand["t"][sel], cand["life"][sel], start, end, failed, we, cfg,
+            outcome[:, j], op[:, j], fa[:, j], lead[:, j],
+        )  # fmt: skip
+    return LifeSummary(
+        config=cfg,
+        window=(ws, we),
+        machine=machine,
+        type=ltype,
+        start=start,
+        end=end,
+        length=end - start,
+        failed=failed,
+        costs=np.array(
+            [[getattr(costs[m], f) for f in COST_FIELDS] for m in machine], float
+        ).reshape(n, len(COST_FIELDS)),
+        exposure=exposure,
+        machines=machines,
+        thresholds=th,
+        outcome=outcome,
+        op=op,
+        false_alarms=fa,
+        lead=lead,
+        dropped=dropped,
+    )
+
+
+def _candidates(
+    lives: pd.DataFrame, scores: pd.DataFrame, ws: float, we: float, k: int
+) -> dict[str, np.ndarray]:
+    """Readings where the k-reading rolling minimum of the score rises, sorted by time.
+
+    With hysteresis "k consecutive scores >= theta", an alert is raised at reading i exactly when
+    min(p[i-k+1..i]) >= theta > min(p[i-k..i-1]), i.e. when theta lies in (prev, min]. Computing
+    the rolling minimum once serves every threshold.
+    """
+    empty = {x: np.zeros(0) for x in ("t", "prev", "min")} | {"life": np.zeros(0, np.int64)}
+    if scores.empty or lives.empty:
+        return empty
+    codes = {m: i for i, m in enumerate(sorted(set(lives["machine"])))}
+    mc = scores["machine_id"].astype(str).map(codes)
+    ok = mc.notna().to_numpy()
+    t = hours(scores["ts"])[ok]
+    p = pd.to_numeric(scores["failure_prob"], errors="coerce").to_numpy(float)[ok]
+    m = mc.to_numpy()[ok].astype(np.int64)
+    keep = (t >= ws) & (t <= we) & ~np.isnan(p)
+    t, p, m = t[keep], p[keep], m[keep]
+    span = max(we - ws, 1.0) * 4 + 1.0
+    key = m * span + (t - ws)
+    order = np.argsort(key, kind="stable")
+    key, t, p, m = key[order], t[order], p[order], m[order]
+    # lives sorted by (machine, end): a score belongs to the first life that ends at or after it
+    lm = lives["machine"].map(codes).to_numpy(np.int64)
+    lkey = lm * span + (lives["end"].to_numpy(float) - ws)
+    lorder = np.argsort(lkey, kind="stable")
+    pos = np.searchsorted(lkey[lorder], key, side="left")
+    inside = pos < len(lorder)
+    life = np.full(len(t), -1, np.int64)
+    life[inside] = lorder[pos[inside]]
+    valid = life >= 0
+    lstart = lives["start"].to_numpy(float)
+    valid[valid] &= (lm[life[valid]] == m[valid]) & (t[valid] >= lstart[life[valid]])
+    t, p, life = t[valid], p[valid], life[valid]
+    if not len(t):
+        return empty
+    # rolling minimum of k scores within each life; -inf until a life has k scores
+    new_seg = np.r_[True, life[1:] != life[:-1]]
+    seg_start = np.maximum.accumulate(np.where(new_seg, np.arange(len(t)), 0))
+    padded = np.r_[np.full(k - 1, np.inf), p]
+    rmin = np.lib.stride_tricks.sliding_window_view(padded, k).min(axis=1)
+    rmin = np.where(np.arange(len(t)) - seg_start >= k - 1, rmin, -np.inf)
+    prev = np.where(new_seg, -np.inf, np.r_[-np.inf, rmin[:-1]])
+    up = rmin > prev
+    by_time = np.argsort(t[up], kind="stable")
+    return {
+        "t": t[up][by_time],
+        "life": life[up][by_time],
+        "prev": prev[up][by_time],
+        "min": rmin[up][by_time],
+    }
+
+
+def _run_policy(
+    times: np.ndarray,
+    life_of: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    failed: np.ndarray,
+    we: float,
+    cfg: BacktestConfig,
+    outcome: np.ndarray,
+    op: np.ndarray,
+    fa: np.ndarray,
+    lead: np.ndarray,
+) -> int:
+    """Walk the raised alerts in time order (writes the outcome columns); returns alerts dropped."""
+    done = np.zeros(len(start), bool)
+    cool = np.full(len(start), -np.inf)
+    used: dict[int, int] = {}
+    dropped = 0
+    cap = cfg.capacity_per_shift
+    for t, li in zip(times.tolist(), life_of.tolist(), strict=True):
+        if done[li] or t < cool[li]:
+            continue
+        if cap is not None:
+            shift = math.floor(t / cfg.shift_h)
+            if used.get(shift, 0) >= cap:
+                dropped += 1
+                cool[li] = t + cfg.cooldown_h  # the unattended alert stays open
+                continue
+            used[shift] = used.get(shift, 0) + 1
+        ttf = end[li] - t
+        if failed[li] and ttf <= cfg.horizon_h:
+            done[li] = True
+            lead[li] = ttf
+            if ttf >= cfg.min_lead_h:
+                outcome[li] = CAUGHT
+                op[li] = t - start[li]
+            continue
+        if not failed[li] and ttf < cfg.horizon_h:
+            # censored before the horizon passed: nobody knows whether it was a false alarm
+            cool[li] = t + cfg.cooldown_h
+            continue
+        fa[li] += 1
+        cool[li] = t + cfg.cooldown_h
+    return dropped
