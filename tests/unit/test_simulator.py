@@ -116,12 +116,12 @@ def test_degradation_precedes_failure(month: History) -> None:
 def test_every_clean_message_validates_against_the_registry(month: History) -> None:
     specs = load_factory(machines=50).registry().specs()
     kinds = Counter()
-    for m in month.messages[::3]:
+    for m in month.messages:
         kind = "telemetry" if isinstance(m, Telemetry) else "event"
         parsed = validate(topic_for(m.site, m.machine, kind), encode(m), specs, now=FAR_FUTURE)
         assert parsed.seq == m.seq
         kinds[kind] += 1
-    assert kinds["telemetry"] > 100_000 and kinds["event"] > 100
+    assert kinds["telemetry"] > 400_000 and kinds["event"] > 300
     # seq strictly increases per machine, and time never goes backwards
     last_seq: dict[str, int] = {}
     last_ts = month.messages[0].ts
