@@ -6,6 +6,7 @@ does never depends on how many other machines exist or in which order they are s
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import numpy as np
@@ -56,6 +57,4 @@ class Draws:
 
     def exponential(self, mean: float) -> float:
         # 1 - u lies in (0, 1], so the log is finite
-        import math
-
         return -mean * math.log(1.0 - self.uniform())
