@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, HTTPException, Query
 
 from api.deps import Conn, Now
 from api.schemas import RoiSummary
+from forewarn.errors import NotFound
 from forewarn.storage import machines as store
+from forewarn.storage import roi as roi_store
 
 router = APIRouter(prefix="/v1/roi", tags=["roi"])
 
@@ -31,3 +33,42 @@ def roi(conn: Conn, now: Now, days: Annotated[float, Query(gt=0, le=3650)] = 30)
         failure_cost=r["failure_cost"],
         estimated_savings=r["estimated_savings"],
     )
+
+
+@router.get("/ledger")
+def ledger(
+    conn: Conn, now: Now, days: Annotated[float, Query(gt=0, le=3650)] = 30
+) -> dict[str, Any]:
+    """The live ledger: failures avoided by resolved alerts, false alarms dismissed, net savings."""
+    return roi_store.ledger(conn, since=now - timedelta(days=days), until=now)
+
+
+@router.get("/backtest")
+def latest_backtest(conn: Conn) -> dict[str, Any]:
+    """The latest `forewarn backtest`: cost per policy, savings, the chosen threshold."""
+    b = roi_store.latest_backtest(conn)
+    if b is None:
+        raise NotFound("no backtest stored yet: run `forewarn backtest`")
+    return b
+
+
+@router.post("/what-if")
+def what_if(
+    conn: Conn,
+    costs: Annotated[
+        dict[str, dict[str, float]],
+        Body(
+            embed=True,
+            description='Machine type (or "*") -> cost fields, e.g. {"pump": {"repair_cost": 9000}}',
+        ),
+    ],
+    backtest_id: Annotated[int | None, Body(embed=True, ge=1)] = None,
+) -> dict[str, Any]:
+    """The stored backtest re-priced with other costs: savings and the best threshold."""
+    try:
+        out = roi_store.what_if(conn, costs, backtest_id=backtest_id)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if out is None:
+        raise NotFound("no backtest stored yet: run `forewarn backtest`")
+    return out

@@ -193,3 +193,49 @@ def test_stored_backtest_what_if(db: psycopg.Connection) -> None:
     cheap = roi_store.what_if(db, {"pump": {"repair_cost": 0.0, "downtime_cost_per_h": 0.0}})
     assert cheap is not None and cheap["threshold"] is None  # nothing left to save
     assert not math.isnan(cheap["policies"]["predictive"]["cost"])
+
+
+def test_api_roi_backtest_ledger_and_what_if(db_url: str) -> None:
+    import pandas as pd
+
+    from models.roi import backtest
+    from tests.fixtures.app import build_env
+
+    env_iter = build_env(db_url, machines=1)
+    env = next(env_iter)
+    try:
+        c, h = env.client, env.h("viewer")
+        assert c.get("/v1/roi/backtest", headers=h).status_code == 404
+        assert c.post("/v1/roi/what-if", headers=h, json={"costs": {}}).status_code == 404
+        m = "s1-pump-000"
+        f = pd.DataFrame({"machine_id": [m], "ts": [T0 + timedelta(hours=100)], "mode": ["x"]})
+        s = pd.DataFrame(
+            {
+                "machine_id": m,
+                "ts": [T0 + timedelta(hours=h) for h in range(0, 100)],
+                "failure_prob": [0.9 if 80 <= h <= 82 else 0.1 for h in range(0, 100)],
+            }
+        )
+        window = (T0, T0 + timedelta(hours=200))
+        res, summary = backtest(f, s, {m: COSTS}, window, config=CONFIG, types={m: "pump"})
+        with env.conn() as conn:
+            roi_store.save_backtest(
+                conn,
+                source="database",
+                window=window,
+                params={},
+                costs={},
+                result=res.to_dict(),
+                summary=summary.to_dict(),
+            )
+        got = c.get("/v1/roi/backtest", headers=h)
+        assert got.status_code == 200 and got.json()["threshold"] == res.threshold
+        body = {"costs": {"pump": {"repair_cost": 0.0, "downtime_cost_per_h": 0.0}}}
+        wi = c.post("/v1/roi/what-if", headers=h, json=body)
+        assert wi.status_code == 200 and wi.json()["threshold"] is None
+        bad = c.post("/v1/roi/what-if", headers=h, json={"costs": {"*": {"nope": 1.0}}})
+        assert bad.status_code == 422 and "unknown cost field" in bad.text
+        led = c.get("/v1/roi/ledger", headers=h)
+        assert led.status_code == 200 and led.json()["totals"]["net_savings"] == 0
+    finally:
+        env_iter.close()
