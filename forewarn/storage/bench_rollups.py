@@ -4,18 +4,19 @@ Per server, in a throwaway schema (dropped afterwards): COPY ``machines x days``
 through :func:`~forewarn.storage.readings.insert_readings` in committed batches, then time the
 7-day hourly :func:`~forewarn.storage.rollups.sensor_rollup` of every machine twice: before any
 refresh (aggregated from raw readings: ``time_bucket`` or ``date_bin`` over the readings) and after
-:func:`~forewarn.storage.rollups.refresh_rollups` (read from ``readings_1h``).
+:func:`~forewarn.storage.rollups.refresh_rollups` (read from ``readings_1h``). The servers run in
+lock-step (see :func:`bench_servers`), as these machines are shared and their load varies.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import statistics
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -62,26 +63,31 @@ def _batches(
         yield out
 
 
-def _percentile(samples: Sequence[float], q: float) -> float:
+def _latency(samples: Sequence[float]) -> tuple[float, float]:
+    """(p50, p95) in ms of samples in seconds."""
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+    return statistics.median(ordered) * 1000.0, p95 * 1000.0
 
 
-def _query_latency_ms(conn: psycopg.Connection, machines: int, days: float) -> dict[str, float]:
-    latencies: list[float] = []
-    rows = 0
+def _timed_queries(
+    conns: dict[str, psycopg.Connection], machines: int, days: float
+) -> dict[str, tuple[float, float, float]]:
+    """Per server: (p50 ms, p95 ms, rows per query) of every machine's hourly roll-up over the window.
+
+    The servers take turns machine by machine, so both see the same background load.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in conns}
+    rows = dict.fromkeys(conns, 0)
     for i in range(machines):
-        t = time.perf_counter()
-        result = sensor_rollup(conn, f"bench-{i:04d}", END - timedelta(days=days), END, "hour")
-        latencies.append((time.perf_counter() - t) * 1000.0)
-        rows += len(result)
-    conn.rollback()  # end the read transaction
-    return {
-        "p50_ms": statistics.median(latencies),
-        "p95_ms": _percentile(latencies, 0.95),
-        "mean_ms": statistics.fmean(latencies),
-        "rows_per_query": rows / max(1, machines),
-    }
+        for name, conn in conns.items():
+            t = time.perf_counter()
+            got = sensor_rollup(conn, f"bench-{i:04d}", END - timedelta(days=days), END, "hour")
+            samples[name].append(time.perf_counter() - t)
+            rows[name] += len(got)
+    for conn in conns.values():
+        conn.rollback()  # end the read transaction
+    return {name: (*_latency(samples[name]), rows[name] / max(1, machines)) for name in conns}
 
 
 def _size_mb(conn: psycopg.Connection, table: str) -> float:
@@ -100,66 +106,95 @@ def _size_mb(conn: psycopg.Connection, table: str) -> float:
     return float(row[0] if row else 0) / 2**20
 
 
-def bench_server(
-    url: str,
+@contextlib.contextmanager
+def _scratch_schema(url: str) -> Iterator[psycopg.Connection]:
+    """A connection to a new migrated schema on ``url``, dropped with everything in it afterwards."""
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
+    try:
+        with psycopg.connect(_schema_url(url, schema)) as conn:
+            migrate(conn)
+            conn.commit()
+            yield conn
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema))
+            )
+
+
+def _describe(conn: psycopg.Connection) -> str:
+    row = conn.execute(
+        "select current_setting('server_version'),"
+        " (select extversion from pg_extension where extname = 'timescaledb')"
+    ).fetchone()
+    licence = timescale_license(conn)
+    conn.commit()
+    assert row is not None
+    version = str(row[0]).split(" ")[0]
+    return f"PostgreSQL {version}" + (f" + TimescaleDB {row[1]} ({licence})" if row[1] else "")
+
+
+def bench_servers(
+    urls: dict[str, str],
     *,
     machines: int = 500,
     days: float = 7.0,
     interval_s: float = 600.0,
     batch: int = 2000,
     seed: int = 1,
-) -> dict[str, Any]:
-    """Run the benchmark on one server in a throwaway schema; return its figures."""
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
-        version = admin.execute("show server_version").fetchone()
-    try:
-        with psycopg.connect(_schema_url(url, schema)) as conn:
-            migrate(conn)
-            conn.commit()
-            licence = timescale_license(conn)
-            extension = conn.execute(
-                "select extversion from pg_extension where extname = 'timescaledb'"
-            ).fetchone()
-            conn.commit()
-            stored, ingest_s = 0, 0.0
-            for rows in _batches(machines, days, interval_s, batch, seed):
+) -> dict[str, dict[str, Any]]:
+    """Run the benchmark on each server (name -> URL) in lock-step; return figures per server.
+
+    Each batch is written to every server before the next is generated, and queries alternate
+    between servers, so that load from elsewhere on the machine hits them alike. Only the first
+    refresh (one long operation per server) runs one server after the other.
+    """
+    with contextlib.ExitStack() as stack:
+        conns = {name: stack.enter_context(_scratch_schema(url)) for name, url in urls.items()}
+        out: dict[str, dict[str, Any]] = {
+            name: {"server": _describe(c)} for name, c in conns.items()
+        }
+        stored = dict.fromkeys(conns, 0)
+        ingest_s = dict.fromkeys(conns, 0.0)
+        for rows in _batches(machines, days, interval_s, batch, seed):
+            for name, conn in conns.items():
                 t = time.perf_counter()
-                stored += insert_readings(conn, rows)
+                stored[name] += insert_readings(conn, rows)
                 conn.commit()
-                ingest_s += time.perf_counter() - t
+                ingest_s[name] += time.perf_counter() - t
+        for conn in conns.values():
             conn.execute("analyze readings")
             conn.commit()
-            raw = _query_latency_ms(conn, machines, days)
+        raw = _timed_queries(conns, machines, days)
+        refresh_s = {}
+        for name, conn in conns.items():
             t = time.perf_counter()
             refresh_rollups(conn, END)
             conn.commit()
-            refresh_s = time.perf_counter() - t
+            refresh_s[name] = time.perf_counter() - t
             conn.execute("analyze readings_1m")
             conn.execute("analyze readings_1h")
             conn.commit()
-            rolled = _query_latency_ms(conn, machines, days)
-            readings_mb = _size_mb(conn, "readings")
-            conn.commit()
-    finally:
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema))
+        rolled = _timed_queries(conns, machines, days)
+        for name, conn in conns.items():
+            out[name].update(
+                {
+                    "window": f"{machines} machines x {days:g} days, 1 reading / {interval_s:g} s",
+                    "rows": stored[name],
+                    "ingest_rows_per_s": stored[name] / ingest_s[name] if ingest_s[name] else 0.0,
+                    "readings_mb": _size_mb(conn, "readings"),
+                    "refresh_s": refresh_s[name],
+                    "raw_query_p50_ms": raw[name][0],
+                    "raw_query_p95_ms": raw[name][1],
+                    "rollup_query_p50_ms": rolled[name][0],
+                    "rollup_query_p95_ms": rolled[name][1],
+                    "rows_per_query": rolled[name][2],
+                }
             )
-    return {
-        "server": f"PostgreSQL {version[0] if version else '?'}"
-        + (f" + TimescaleDB {extension[0]} ({licence})" if extension else ""),
-        "rows": stored,
-        "ingest_rows_per_s": stored / ingest_s if ingest_s else 0.0,
-        "readings_mb": readings_mb,
-        "refresh_s": refresh_s,
-        "raw_7d_p50_ms": raw["p50_ms"],
-        "raw_7d_p95_ms": raw["p95_ms"],
-        "rollup_7d_p50_ms": rolled["p50_ms"],
-        "rollup_7d_p95_ms": rolled["p95_ms"],
-        "rows_per_query": rolled["rows_per_query"],
-    }
+            conn.commit()
+    return out
 
 
 # Settings the scratch plain cluster copies from the TimescaleDB server, for a fair comparison.
@@ -173,7 +208,7 @@ _COPIED_SETTINGS = (
 )
 
 
-@contextmanager
+@contextlib.contextmanager
 def _plain_twin(timescale_url: str) -> Iterator[str]:
     """A scratch cluster from the TimescaleDB server's binaries and settings, without TimescaleDB."""
     with psycopg.connect(timescale_url, autocommit=True) as conn:
@@ -202,27 +237,26 @@ def bench_timescale(
     binaries and main settings, without the extension: same major version, same machine.
     """
 
-    def run(url: str) -> dict[str, Any]:
-        return bench_server(url, machines=machines, days=days, interval_s=interval_s, batch=batch)
-
+    options: dict[str, Any] = {"machines": machines, "days": days, "interval_s": interval_s}
     if plain_url is not None:
-        plain = run(plain_url)
-    else:
-        with _plain_twin(timescale_url) as url:
-            plain = run(url)
-    return {"postgresql": plain, "timescaledb": run(timescale_url)}
+        urls = {"postgresql": plain_url, "timescaledb": timescale_url}
+        return bench_servers(urls, batch=batch, **options)
+    with _plain_twin(timescale_url) as twin:
+        urls = {"postgresql": twin, "timescaledb": timescale_url}
+        return bench_servers(urls, batch=batch, **options)
 
 
 LABELS = {
     "server": "server",
+    "window": "data",
     "rows": "readings stored",
     "ingest_rows_per_s": "ingest, rows/s (COPY, batches)",
     "readings_mb": "readings size, MiB",
     "refresh_s": "first refresh_rollups, s",
-    "raw_7d_p50_ms": "7-day hourly query from raw, p50 ms",
-    "raw_7d_p95_ms": "7-day hourly query from raw, p95 ms",
-    "rollup_7d_p50_ms": "7-day hourly query from roll-ups, p50 ms",
-    "rollup_7d_p95_ms": "7-day hourly query from roll-ups, p95 ms",
+    "raw_query_p50_ms": "per-machine hourly query, from raw, p50 ms",
+    "raw_query_p95_ms": "per-machine hourly query, from raw, p95 ms",
+    "rollup_query_p50_ms": "per-machine hourly query, from roll-ups, p50 ms",
+    "rollup_query_p95_ms": "per-machine hourly query, from roll-ups, p95 ms",
     "rows_per_query": "rows per query",
 }
 
