@@ -67,6 +67,15 @@ def latest_threshold(conn: Connection) -> float | None:
     return None if row is None or row[0] is None else float(row[0])
 
 
+def latest_thresholds_by_type(conn: Connection) -> dict[str, float | None]:
+    """Each machine type's best threshold in the newest backtest ({} when none is stored)."""
+    row = conn.execute(
+        "select result->'thresholds_by_type' from roi_backtests"
+        " order by created_at desc, id desc limit 1"
+    ).fetchone()
+    return {} if row is None or row[0] is None else dict(row[0])
+
+
 def what_if(
     conn: Connection,
     overrides: dict[str, dict[str, float]],

@@ -188,6 +188,7 @@ def test_stored_backtest_what_if(db: psycopg.Connection) -> None:
         summary=summary.to_dict(),
     )
     assert roi_store.latest_threshold(db) == res.threshold
+    assert roi_store.latest_thresholds_by_type(db) == {"pump": res.threshold}
     same = roi_store.what_if(db, {}, backtest_id=bid)
     assert same == res.to_dict()
     cheap = roi_store.what_if(db, {"pump": {"repair_cost": 0.0, "downtime_cost_per_h": 0.0}})
