@@ -22,9 +22,10 @@ PAGES = (
 def main() -> None:
     st.set_page_config(page_title="Forewarn", page_icon=":material/sensors:", layout="wide")
     url = data.db_url()
-    user = auth.current_user()
+    user = auth.verified_user(url)
     if user is None:
-        # st.navigation runs on every rerun, so Streamlit never falls back to listing pages/
+        # st.navigation runs on every rerun (Streamlit never falls back to listing pages/); until
+        # a key is verified its only page is the login form
         login = st.Page(lambda: auth.login_form(url), title="Log in", url_path="login")
         st.navigation([login], position="hidden").run()
         return

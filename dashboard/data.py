@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool
 from forewarn.errors import ConfigError
 from forewarn.settings import load_settings
 from forewarn.storage import alerts as alert_store
-from forewarn.storage import aliases, fleet, keys, machines, rollups
+from forewarn.storage import aliases, fleet, keys, machines, roi, rollups
 from forewarn.storage.db import open_pool
 from forewarn.storage.rollups import BUCKETS, Bucket
 
@@ -145,6 +145,8 @@ def load_downtime(conn: Connection, since: datetime, until: datetime) -> dict[st
             ["day", "event", "events", "downtime_h"],
         ),
         "summary": machines.roi_summary(conn, since=since, until=until),
+        "ledger": roi.ledger(conn, since=since, until=until),
+        "backtest": roi.latest_backtest(conn),
     }
 
 
@@ -210,6 +212,16 @@ def downtime(url: str, since: datetime, until: datetime) -> dict[str, Any]:
 def models(url: str, since: datetime, until: datetime) -> dict[str, Any]:
     with _pool(url).connection() as conn:
         return load_models(conn, since, until)
+
+
+@st.cache_data(ttl=SLOW_TTL_S, show_spinner=False)
+def what_if(url: str, backtest_id: int, overrides: tuple[tuple[str, str, float], ...]) -> Any:
+    """The stored backtest re-evaluated with other costs: (machine type, cost field, value) triples."""
+    nested: dict[str, dict[str, float]] = {}
+    for type_id, field, value in overrides:
+        nested.setdefault(type_id, {})[field] = value
+    with _pool(url).connection() as conn:
+        return roi.what_if(conn, nested, backtest_id=backtest_id)
 
 
 def verify_key(url: str, key: str) -> keys.ApiKey | None:

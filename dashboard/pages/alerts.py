@@ -50,7 +50,18 @@ def live(url: str) -> None:
     _table(a["closed"], "alerts_closed")
 
 
-def _act(url: str, user: auth.User, alert: pd.Series, to_status: str, **kw: str) -> None:
+ACTION_OF_STATUS = {"acknowledged": "acknowledge", "resolved": "resolve", "dismissed": "dismiss"}
+
+
+def _act(url: str, alert: pd.Series, to_status: str, **kw: str) -> None:
+    user = auth.verified_user(url, force=True)  # a state change always uses the key's current role
+    if user is None:  # revoked since login: the session is logged out, the next rerun asks again
+        st.warning(auth.REVOKED_MESSAGE)
+        st.stop()
+    assert user is not None
+    if not auth.can(user.role, ACTION_OF_STATUS[to_status]):
+        st.session_state["alert_flash"] = ("error", f"Your role ({user.role}) may not do this.")
+        st.rerun()
     try:
         data.change_alert(
             url,
@@ -105,14 +116,13 @@ def actions(url: str, user: auth.User) -> None:
                     disabled=alert["status"] != "open",
                     type="primary",
                 ):
-                    _act(url, user, alert, "acknowledged", reason=reason)
+                    _act(url, alert, "acknowledged", reason=reason)
             with res:
                 action = st.selectbox("Maintenance done", MAINTENANCE_ACTIONS, key="res_action")
                 note = st.text_input("Note", key="res_note")
                 if st.button("Resolve", key="res_button"):
                     _act(
                         url,
-                        user,
                         alert,
                         "resolved",
                         reason=note or action,
@@ -125,13 +135,12 @@ def actions(url: str, user: auth.User) -> None:
                 else:
                     why = st.text_input("Why is this a false alarm?", key="dis_reason")
                     if st.button("Dismiss", key="dis_button", disabled=not why.strip()):
-                        _act(url, user, alert, "dismissed", reason=why.strip())
+                        _act(url, alert, "dismissed", reason=why.strip())
     right.plotly_chart(figures.fig_contributions(alert["contributions"]), key="alert_contributions")
 
 
+user = auth.require_user()
 st.header("Alerts")
 url = data.db_url()
-user = auth.current_user()
-assert user is not None  # app.py shows the pages only after login
 actions(url, user)
 live(url)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, figures
+from dashboard import auth, data, figures
 
 LIVE_REFRESH_S = 30
 STALE_AFTER = timedelta(minutes=15)
@@ -83,6 +83,7 @@ def live(url: str) -> None:
     st.caption(f"Refreshes every {LIVE_REFRESH_S} s · updated {now:%H:%M:%S} UTC")
 
 
+auth.require_user()
 st.header("Fleet health")
 url = data.db_url()
 live(url)

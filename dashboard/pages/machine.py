@@ -5,11 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, figures
+from dashboard import auth, data, figures
 
 LIVE_REFRESH_S = 60
 WINDOWS_DAYS = {"24 hours": 1.0, "3 days": 3.0, "7 days": 7.0}
 
+auth.require_user()
 st.header("Machine detail")
 url = data.db_url()
 fleet = data.fleet_health(url)

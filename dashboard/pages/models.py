@@ -5,12 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, figures
+from dashboard import auth, data, figures
 
 WINDOW_DAYS = 7.0
 METRIC_ORDER = ("roc_auc", "pr_auc", "f1", "brier", "rmse", "rul_rmse_h", "nasa_score")
 
 
+auth.require_user()
 st.header("Model monitoring")
 url = data.db_url()
 since, until = data.window(WINDOW_DAYS)

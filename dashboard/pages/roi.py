@@ -1,13 +1,83 @@
-"""Downtime & ROI: downtime by machine and cause, downtime avoided and money saved."""
+"""Downtime & ROI: downtime by machine and cause, the live savings ledger, the latest backtest, what-if."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pandas as pd
 import streamlit as st
 
-from dashboard import data, figures
+from dashboard import auth, data, figures
 
 WINDOWS_DAYS = {"7 days": 7.0, "30 days": 30.0, "90 days": 90.0}
+COST_FIELDS = (  # models.roi / forewarn.assets.Costs fields a what-if may change
+    ("downtime_cost_per_h", "Downtime cost per hour"),
+    ("repair_cost", "Repair cost (unplanned)"),
+    ("planned_maintenance_cost", "Planned maintenance cost"),
+    ("inspection_cost", "Inspection cost"),
+    ("repair_hours", "Repair hours"),
+    ("planned_hours", "Planned job hours"),
+)
+POLICY_COLUMNS = ["policy", "cost", "downtime_h", "failures", "caught", "missed", "false_alarms"]
 
+
+def _money(v: Any) -> str:
+    return "–" if v is None else f"{float(v):,.0f}"
+
+
+def backtest_section(result: dict[str, Any], key: str) -> None:
+    """Savings against both baselines, the chosen threshold and the cost of each policy."""
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Saved vs run-to-failure", _money(result.get("savings_vs_run_to_failure")))
+    c2.metric("Saved vs fixed-interval", _money(result.get("savings_vs_fixed_interval")))
+    th = result.get("threshold")
+    c3.metric("Best alert threshold", "never alert" if th is None else f"{th:.2f}")
+    policies = figures.policy_frame(result)
+    left, right = st.columns([2, 3])
+    left.plotly_chart(figures.fig_policy_costs(policies), key=f"{key}_costs")
+    with right:
+        shown = [c for c in POLICY_COLUMNS if c in policies.columns]
+        st.dataframe(
+            policies[shown],
+            hide_index=True,
+            column_config={
+                "cost": st.column_config.NumberColumn("cost", format="%.0f"),
+                "downtime_h": st.column_config.NumberColumn("downtime (h)", format="%.1f"),
+            },
+        )
+
+
+def what_if(url: str, backtest: dict[str, Any]) -> None:
+    costs: dict[str, dict[str, float]] = backtest.get("costs") or {}
+    if not costs:
+        return
+    st.subheader("What if the costs were different?")
+    with st.form("what_if"):
+        type_id = st.selectbox("Machine type", sorted(costs), key="whatif_type")
+        current = costs[type_id]
+        cols = st.columns(3)
+        values = {
+            field: cols[i % 3].number_input(
+                label, min_value=0.0, value=float(current.get(field, 0.0)), key=f"whatif_{field}"
+            )
+            for i, (field, label) in enumerate(COST_FIELDS)
+        }
+        submitted = st.form_submit_button("Recompute")
+    if submitted:
+        overrides = tuple(
+            (type_id, f, float(v))
+            for f, v in values.items()
+            if float(v) != float(current.get(f, 0.0))
+        )
+        result = data.what_if(url, int(backtest["id"]), overrides)
+        if result is None:
+            st.warning("The backtest is gone; run `forewarn backtest` again.")
+            return
+        st.caption(f"Recomputed for {type_id} with {len(overrides)} changed cost(s).")
+        backtest_section(result, "whatif")
+
+
+auth.require_user()
 st.header("Downtime & ROI")
 url = data.db_url()
 span = (
@@ -17,18 +87,40 @@ span = (
 since, until = data.window(WINDOWS_DAYS[span])
 d = data.downtime(url, since, until)
 s = d["summary"]
-by_machine = d["by_machine"]
-failures = by_machine[by_machine["event"] == "failure"] if not by_machine.empty else by_machine
-c1, c2, c3, c4, c5 = st.columns(5)
+by_machine: pd.DataFrame = d["by_machine"]
+totals = d["ledger"]["totals"]
+c1, c2, c3, c4 = st.columns(4)
 c1.metric("Downtime (h)", f"{by_machine['downtime_h'].sum():,.1f}" if not by_machine.empty else "0")
 c2.metric("Failures", int(s["failures"]))
-c3.metric("Failure cost", f"{float(s['failure_cost']):,.0f}")
-c4.metric("Alerts resolved / dismissed", f"{int(s['resolved'])} / {int(s['dismissed'])}")
-c5.metric("Estimated savings", f"{float(s['estimated_savings']):,.0f}")
+c3.metric("Failure cost", _money(s["failure_cost"]))
+c4.metric("Maintenance jobs", int(s["maintenance"]))
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Downtime avoided (h)", f"{totals['downtime_avoided_h']:,.1f}")
+c2.metric("Failures avoided", int(totals["avoided_failures"]))
+c3.metric(
+    "False alarms", int(totals["false_alarms"]), help=f"cost {_money(totals['false_alarm_cost'])}"
+)
+c4.metric("Net savings", _money(totals["net_savings"]))
 left, right = st.columns(2)
 left.plotly_chart(figures.fig_downtime(by_machine), key="roi_downtime")
 right.plotly_chart(figures.fig_downtime_daily(d["daily"]), key="roi_daily")
-st.caption(
-    "Estimated savings: every resolved alert is credited with an avoided unplanned failure minus "
-    "the planned work, every dismissed alert costs an inspection (machine-type costs)."
+st.plotly_chart(
+    figures.fig_savings(figures.ledger_frame(d["ledger"]["entries"])), key="roi_savings"
 )
+st.caption(
+    "Live ledger: a resolved alert with a confirmed fault and no failure within a day after it is "
+    "credited with the failure it avoided (repair, downtime) minus the planned work; a dismissed "
+    "or unconfirmed alert costs an inspection."
+)
+st.subheader("Backtest: predictive vs run-to-failure vs fixed-interval")
+backtest = d["backtest"]
+if backtest is None:
+    st.info("No backtest stored yet: run `forewarn backtest` to compare the maintenance policies.")
+else:
+    st.caption(
+        f"Backtest #{backtest['id']} ({backtest['source']}) over "
+        f"{backtest['window_from']:%Y-%m-%d} – {backtest['window_to']:%Y-%m-%d}, "
+        f"stored {backtest['created_at']:%Y-%m-%d %H:%M} UTC"
+    )
+    backtest_section(backtest["result"], "backtest")
+    what_if(url, backtest)

@@ -40,7 +40,7 @@ PAGES = (  # nav label, header, key text that proves the data arrived
     ("Fleet", "Fleet health", "Open alerts"),
     ("Machine", "Machine detail", "Alert history"),
     ("Alerts", "Alerts", "Open and acknowledged"),
-    ("Downtime & ROI", "Downtime & ROI", "Estimated savings"),
+    ("Downtime & ROI", "Downtime & ROI", "Net savings"),
     ("Models", "Model monitoring", "Promotions and rollbacks"),
 )
 
@@ -164,6 +164,9 @@ def test_every_page_renders_and_an_alert_is_acknowledged(
             page.screenshot(
                 path=str(ARTIFACTS / "dashboard-alerts-acknowledged.png"), full_page=True
             )
+            page.get_by_role("button", name="Log out").click()
+            expect(page.get_by_label("API key")).to_be_visible()
+            expect(nav).to_have_count(0)
         finally:
             browser.close()
 

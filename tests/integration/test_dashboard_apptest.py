@@ -11,6 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from forewarn.storage.alerts import NewAlert, insert_alert
+from forewarn.storage.keys import create_key, revoke_key
 from tests.fixtures.dashboard import SeededPlant, seeded_plant  # noqa: F401  (fixture)
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
@@ -183,7 +184,20 @@ def test_downtime_roi_page(app_env: SeededPlant) -> None:
         failures = conn.execute(
             "select count(*) from machine_events where event = 'failure'"
         ).fetchone()
+        stored = conn.execute(
+            "select (result->>'savings_vs_run_to_failure')::float8 from roi_backtests"
+        ).fetchone()
     assert failures is not None and metrics["Failures"] == str(failures[0])
+    assert stored is not None
+    assert metrics["Saved vs run-to-failure"] == f"{stored[0]:,.0f}"
+    # what-if: failures twice as expensive make prediction worth more than the stored backtest says
+    repair = at.number_input(key="whatif_repair_cost")
+    repair.set_value(repair.value * 2)
+    at.button[-1].click().run()  # the form's "Recompute"
+    assert not at.exception, at.exception
+    saved = [m.value for m in at.metric if m.label == "Saved vs run-to-failure"]
+    assert len(saved) == 2  # stored, then recomputed
+    assert float(saved[1].replace(",", "")) > float(saved[0].replace(",", ""))
 
 
 def test_models_page(app_env: SeededPlant) -> None:
@@ -193,3 +207,42 @@ def test_models_page(app_env: SeededPlant) -> None:
     versions = at.dataframe[0].value
     assert sorted(versions["version"]) == [1, 2]
     assert "Champion vs challenger" in _texts(at)
+
+
+def test_every_page_renders_on_an_empty_database(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with psycopg.connect(db_url) as conn:
+        key = create_key(conn, "empty-viewer", "viewer")
+        conn.commit()
+    monkeypatch.setenv("FOREWARN_DB__URL", db_url)
+    at = _logged_in(key)
+    for page in (
+        "pages/fleet.py",
+        "pages/machine.py",
+        "pages/alerts.py",
+        "pages/roi.py",
+        "pages/models.py",
+    ):
+        at.switch_page(page).run()
+        assert not at.exception, (page, at.exception)
+        assert at.header, page
+
+
+def test_a_key_revoked_after_login_cannot_act(app_env: SeededPlant) -> None:
+    with psycopg.connect(app_env.url) as conn:
+        key = create_key(conn, "op-soon-revoked", "operator")
+        conn.commit()
+    alert_id = _new_alert(app_env.url, "s2-pump-0011", "ui-revoked")
+    at = _logged_in(key)
+    at.switch_page("pages/alerts.py").run()
+    at.selectbox(key="alert_pick").set_value(alert_id).run()
+    with psycopg.connect(app_env.url) as conn:
+        assert revoke_key(conn, "op-soon-revoked", now=datetime.now(UTC))
+        conn.commit()
+    at.button(key="ack_button").click().run()
+    assert not at.exception, at.exception
+    assert [w.value for w in at.warning] == ["Your API key was revoked; log in again."]
+    with psycopg.connect(app_env.url) as conn:
+        status = conn.execute("select status from alerts where id = %s", (alert_id,)).fetchone()
+    assert status == ("open",)
