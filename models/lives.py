@@ -135,7 +135,10 @@ class LifeSummary:
 def hours(ts: Any) -> np.ndarray:
     """Timestamps (datetime-like, tz-aware or UTC-naive) -> float hours since the epoch."""
     t = pd.to_datetime(pd.Series(ts), utc=True)
-    return ((t - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(float) / _H
+    seconds: np.ndarray = ((t - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(
+        float
+    )
+    return seconds / _H
 
 
 def _hour(ts: Any) -> float:

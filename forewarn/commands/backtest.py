@@ -31,6 +31,8 @@ def _table(out: dict[str, Any]) -> None:
             str(p["false_alarms"]),
         )
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=120)  # piped: do not squeeze the table to 80 columns
     console.print(table)
     th = out["threshold"]
     console.print(
