@@ -118,7 +118,16 @@ def evaluate_ai4i(
 
 
 # Command modules under forewarn/commands/, each exposing register(app). Add new areas here.
-AREAS: tuple[str, ...] = ("api", "bench", "ingest", "simulate", "dashboard", "rollups", "backtest")
+AREAS: tuple[str, ...] = (
+    "api",
+    "bench",
+    "ingest",
+    "simulate",
+    "dashboard",
+    "rollups",
+    "backtest",
+    "models",
+)
 for _area in AREAS:
     importlib.import_module(f"forewarn.commands.{_area}").register(app)
 

@@ -1,0 +1,172 @@
+"""`forewarn train`, `forewarn score`, `forewarn models list|promote|rollback`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from typing import Annotated
+
+import typer
+
+models_app = typer.Typer(no_args_is_help=True, help="Model registry: versions and aliases.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.command("score")(score)
+    app.add_typer(models_app, name="models")
+
+
+def train(
+    simulate_days: Annotated[
+        float,
+        typer.Option(help="Train on this many days of simulated history instead of the database."),
+    ] = 0.0,
+    machines: Annotated[int, typer.Option(help="Machines in the simulated history.")] = 45,
+    seed: Annotated[int, typer.Option(help="Seed for the simulation and the models.")] = 0,
+    if_missing: Annotated[
+        bool, typer.Option("--if-missing", help="Only types with no champion yet.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Train one model bundle per machine type, register it, champion or challenger."""
+    from forewarn.cli import _settings
+    from forewarn.storage.db import prepared_database
+    from forewarn.storage.registry import upsert_registry
+    from models.history import machine_types
+    from models.registry import load_alias, model_name
+    from models.training import train_from_db, train_from_frames
+
+    settings = _settings()
+    with prepared_database(settings) as url, __import__("psycopg").connect(url) as conn:
+        if simulate_days > 0:
+            from forewarn.factory import load_factory
+            from models.frames import messages_frames
+            from simulator.engine import run_history
+
+            factory = load_factory(settings.factory, machines=machines)
+            registry = factory.registry()
+            types = [
+                (t, [m.id for m in registry.machines if m.type_id == t.id]) for t in registry.types
+            ]
+            if if_missing:
+                upsert_registry(conn, registry)  # the types must exist for their models
+                conn.commit()
+                types = [
+                    tm for tm in types if load_alias(conn, model_name(tm[0].id), "champion") is None
+                ]
+            if not types:
+                typer.echo("every machine type already has a champion; nothing to train")
+                return
+            from rich.progress import Progress
+
+            with Progress(transient=True) as progress:
+                task = progress.add_task("simulating history", total=len(types) + 1)
+                history = run_history(factory, simulate_days * 24.0, seed)
+                readings, events = messages_frames(history.messages)
+                progress.update(task, advance=1, description="training")
+                results = []
+                for tm in types:
+                    results += train_from_frames(
+                        conn, [tm], readings, events, horizon_h=settings.models.horizon_h, seed=seed
+                    )
+                    progress.update(task, advance=1)
+        else:
+            if not machine_types(conn):
+                raise typer.BadParameter(
+                    "the database has no machines; run the simulator or ingest first"
+                )
+            results = train_from_db(
+                conn, horizon_h=settings.models.horizon_h, seed=seed, only_missing=if_missing
+            )
+    out = [r.as_dict() for r in results]
+    if as_json:
+        typer.echo(json.dumps(out, default=str))
+        return
+    for r in out:
+        metrics = ", ".join(
+            f"{k}={v:.3g}"
+            for k, v in r["metrics"].items()
+            if k in ("roc_auc", "pr_auc", "brier", "rul_mae_h")
+        )
+        typer.echo(f"{r['model']} v{r['version']} -> {r['alias']}: {metrics} {r['compared'] or ''}")
+
+
+def score(
+    loop: Annotated[
+        bool, typer.Option("--loop", help="Keep scoring at the configured cadence.")
+    ] = False,
+) -> None:
+    """Score every active machine with the champion, challenger and online models."""
+    from forewarn.cli import _settings
+    from forewarn.storage.db import prepared_database
+    from models.scoring import ScoringState, run_scoring_loop, score_once
+
+    settings = _settings()
+    with prepared_database(settings) as url:
+        if not loop:
+            import psycopg
+
+            with psycopg.connect(url, autocommit=True) as conn:
+                typer.echo(f"wrote {score_once(conn, settings, ScoringState())} prediction(s)")
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        run_scoring_loop(settings, url, stop=stop)
+
+
+@models_app.command("list")
+def models_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every model version with metrics and aliases."""
+    import psycopg
+
+    from forewarn.cli import _settings
+    from forewarn.storage.aliases import list_versions
+    from forewarn.storage.db import prepared_database
+
+    with prepared_database(_settings()) as url, psycopg.connect(url) as conn:
+        rows = list_versions(conn)
+    if as_json:
+        typer.echo(json.dumps(rows, default=str))
+        return
+    for r in rows:
+        typer.echo(
+            f"{r['name']:<16} v{r['version']:<3} {','.join(r['aliases']) or '-':<20}"
+            f" pr_auc={r['metrics'].get('pr_auc', float('nan')):.3f} trained {r['created_at']:%Y-%m-%d %H:%M}"
+        )
+
+
+@models_app.command("promote")
+def models_promote(
+    name: Annotated[str, typer.Argument(help="Model name, e.g. pm-cnc.")],
+    version: Annotated[int, typer.Argument(help="Version number to promote.")],
+    alias: Annotated[str, typer.Option(help="champion or challenger")] = "champion",
+) -> None:
+    """Point an alias at a version (audited)."""
+    _move("promote", name, alias, version)
+
+
+@models_app.command("rollback")
+def models_rollback(
+    name: Annotated[str, typer.Argument(help="Model name, e.g. pm-cnc.")],
+    alias: Annotated[str, typer.Option(help="champion or challenger")] = "champion",
+) -> None:
+    """Point an alias back at its previous version (audited)."""
+    _move("rollback", name, alias, None)
+
+
+def _move(action: str, name: str, alias: str, version: int | None) -> None:
+    import psycopg
+
+    from forewarn.cli import _settings
+    from forewarn.storage import aliases
+    from forewarn.storage.db import prepared_database
+
+    with prepared_database(_settings()) as url, psycopg.connect(url) as conn, conn.transaction():
+        if version is None:
+            change = aliases.rollback(conn, name, alias, actor="cli")
+        else:
+            change = aliases.promote(conn, name, version, alias, actor="cli")
+    typer.echo(json.dumps(change))

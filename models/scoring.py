@@ -1,0 +1,267 @@
+"""Scoring runner: champion, challenger and the online model score every active machine.
+
+Each pass reads the last SCORING_LOOKBACK_H hours of hourly data per machine type (plant clock =
+the newest reading), scores each machine's latest *completed* hour, and stores one prediction per
+(machine, hour, role). Only champion predictions drive alerts. The online (River) model learns
+from the same hourly rows with delayed labels and is checkpointed to the database every pass, so
+a restart continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import psycopg
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+from forewarn.errors import StorageUnavailable
+from forewarn.settings import Settings
+from models.bundle import SCORING_LOOKBACK_H, ModelBundle
+from models.frames import TIME_COL, to_hours
+from models.history import events_from_db, hourly_from_db, latest_reading_time, machine_types
+from models.online import OnlineFailureModel
+from models.registry import StoredModel, load_alias, model_name
+
+log = logging.getLogger(__name__)
+
+ROLES = ("champion", "challenger")
+MISSING_SHARE = 0.5  # more sensors than this missing in the hour -> low data quality
+
+
+@dataclass
+class ScoringState:
+    """Loaded models by version id, so a pass reloads only after a promotion."""
+
+    bundles: dict[int, ModelBundle] = field(default_factory=dict)
+    online: dict[str, OnlineFailureModel] = field(default_factory=dict)
+    drift_events: int = 0
+
+    def bundle(self, stored: StoredModel) -> ModelBundle:
+        if stored.id not in self.bundles:
+            self.bundles[stored.id] = ModelBundle.load(stored.artifact)
+        return self.bundles[stored.id]
+
+
+def data_quality(row: pd.Series, sensors: list[str]) -> str:
+    """'ok', or 'missing' when most sensors of the scored hour are absent."""
+    missing = sum(1 for s in sensors if s not in row or pd.isna(row[s]))
+    return "missing" if sensors and missing / len(sensors) > MISSING_SHARE else "ok"
+
+
+def _prediction_rows(
+    preds: pd.DataFrame, hourly_last: pd.DataFrame, role: str, version_id: int, sensors: list[str]
+) -> list[tuple[Any, ...]]:
+    last = hourly_last.set_index("machine_id")
+    rows = []
+    for p in preds.itertuples(index=False):
+        quality = data_quality(last.loc[p.machine_id], sensors)
+        rows.append(
+            (
+                p.machine_id,
+                p.ts,
+                role,
+                version_id,
+                float(p.failure_prob),
+                float(p.rul_h),
+                float(p.rul_low_h),
+                float(p.rul_high_h),
+                None,
+                p.mode,
+                Jsonb(p.contributions),
+                quality,
+            )
+        )
+    return rows
+
+
+def _insert_predictions(conn: Connection, rows: list[tuple[Any, ...]]) -> int:
+    if not rows:
+        return 0
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into predictions (machine_id, ts, role, model_version_id, failure_prob, rul_h,"
+            " rul_low_h, rul_high_h, anomaly, mode, contributions, data_quality)"
+            " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
+            rows,
+        )
+    return len(rows)
+
+
+def score_once(conn: Connection, settings: Settings, state: ScoringState) -> int:
+    """One scoring pass over every machine type; returns predictions written."""
+    now = latest_reading_time(conn)
+    if now is None:
+        return 0
+    # Completed hours only: an hour is scored once, when its last reading can have arrived.
+    end = now.replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(hours=SCORING_LOOKBACK_H)
+    written = 0
+    for t, ids in machine_types(conn):
+        sensors = [s.name for s in t.sensors]
+        models = {r: load_alias(conn, model_name(t.id), r) for r in ROLES}
+        hourly = hourly_from_db(conn, ids, sensors, start, end)
+        if hourly.empty:
+            continue
+        hourly = _unscored(conn, hourly)
+        if hourly.empty:
+            continue
+        last = hourly.loc[hourly.groupby("machine_id")[TIME_COL].idxmax()]
+        with conn.transaction():
+            for role, stored in models.items():
+                if stored is None:
+                    continue
+                preds = state.bundle(stored).score(hourly)
+                written += _insert_predictions(
+                    conn, _prediction_rows(preds, last, role, stored.id, sensors)
+                )
+            written += _score_online(conn, state, t.id, sensors, ids, hourly, settings, start, end)
+    return written
+
+
+def _unscored(conn: Connection, hourly: pd.DataFrame) -> pd.DataFrame:
+    """Drop machines whose latest completed hour already has a champion prediction."""
+    last = hourly.groupby("machine_id")["ts"].max()
+    done = conn.execute(
+        "select machine_id from predictions p join unnest(%s::text[], %s::timestamptz[]) as l(m, ts)"
+        " on p.machine_id = l.m and p.ts = l.ts where p.role = 'champion'",
+        (list(last.index), [pd.Timestamp(v).to_pydatetime() for v in last.to_numpy()]),
+    ).fetchall()
+    finished = {r[0] for r in done}
+    return hourly[~hourly["machine_id"].isin(finished)]
+
+
+# --- online model ---------------------------------------------------------------------------
+
+
+def _checkpoint_name(type_id: str) -> str:
+    return f"online-{type_id}"
+
+
+def _load_online(
+    conn: Connection, state: ScoringState, type_id: str, sensors: list[str], horizon_h: float
+) -> tuple[OnlineFailureModel, float]:
+    """The online model and the last hour it has seen (from its database checkpoint)."""
+    row = conn.execute(
+        "select state, position from model_checkpoints where name = %s",
+        (_checkpoint_name(type_id),),
+    ).fetchone()
+    if type_id in state.online and row is not None:
+        return state.online[type_id], float(row[1].get("t_h", -math.inf))
+    if row is not None:
+        try:
+            model = OnlineFailureModel.load(bytes(row[0]))
+            state.online[type_id] = model
+            return model, float(row[1].get("t_h", -math.inf))
+        except (ValueError, pickle.UnpicklingError, AttributeError) as exc:
+            log.warning("online checkpoint for %s unusable (%s); starting fresh", type_id, exc)
+    champion = load_alias(conn, model_name(type_id), "champion")
+    from models.bundle import feature_spec
+
+    spec, normalizer = feature_spec(sensors), None
+    if champion is not None:
+        bundle = state.bundle(champion)
+        spec, normalizer = bundle.spec, bundle.normalizer
+    model = OnlineFailureModel(spec, normalizer, horizon=horizon_h)
+    state.online[type_id] = model
+    return model, -math.inf
+
+
+def _score_online(
+    conn: Connection,
+    state: ScoringState,
+    type_id: str,
+    sensors: list[str],
+    ids: list[str],
+    hourly: pd.DataFrame,
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+) -> int:
+    model, seen_h = _load_online(conn, state, type_id, sensors, settings.models.horizon_h)
+    new = hourly[hourly[TIME_COL] > seen_h].sort_values([TIME_COL, "machine_id"], kind="stable")
+    if new.empty:
+        return 0
+    failures = events_from_db(conn, ids, start, end)
+    failures = failures[failures["event"] == "failure"]
+    fail_h = to_hours(failures["ts"]) if len(failures) else []
+    pending_failures = sorted(
+        (float(h), str(m))
+        for h, m in zip(fail_h, failures["machine_id"], strict=True)
+        if h > seen_h
+    )
+    rows, drift = [], 0
+    for rec in new.to_dict("records"):
+        while pending_failures and pending_failures[0][0] <= rec[TIME_COL]:
+            fh, fm = pending_failures.pop(0)
+            model.failure(fm, fh)
+        out = model.observe(rec)
+        drift += len(out.drift)
+        rows.append(
+            (
+                rec["machine_id"],
+                rec["ts"].to_pydatetime(),
+                "online",
+                None,
+                out.failure_prob,
+                None,
+                None,
+                None,
+                out.anomaly,
+                None,
+                None,
+                "ok",
+            )
+        )
+    for fh, fm in pending_failures:
+        model.failure(fm, fh)
+    conn.execute(
+        "insert into model_checkpoints (name, state, position, updated_at) values (%s, %s, %s, now())"
+        " on conflict (name) do update set state = excluded.state, position = excluded.position,"
+        " updated_at = now()",
+        (
+            _checkpoint_name(type_id),
+            model.save(),
+            Jsonb({"t_h": float(new[TIME_COL].max()), **model.summary()}),
+        ),
+    )
+    if drift:
+        state.drift_events += drift
+        conn.execute(
+            "insert into audit_log (actor, action, target, detail) values ('scoring', 'drift', %s, %s)",
+            (type_id, Jsonb({"detectors": drift, "summary": model.summary()})),
+        )
+    return _insert_predictions(conn, rows)
+
+
+def run_scoring_loop(settings: Settings, url: str, *, stop: threading.Event) -> None:
+    """Score every ``settings.models.score_cadence_s`` until ``stop``; a DB outage is retried."""
+    from forewarn.storage.db import connect
+
+    state = ScoringState()
+    backoff = settings.models.score_cadence_s
+    conn: psycopg.Connection | None = None
+    while not stop.is_set():
+        try:
+            if conn is None or conn.closed:
+                conn = connect(url, autocommit=True)
+            n = score_once(conn, settings, state)
+            if n:
+                log.info("wrote %d prediction(s)", n)
+            backoff = settings.models.score_cadence_s
+        except (StorageUnavailable, psycopg.OperationalError) as exc:
+            log.warning("scoring: database unavailable (%s); retrying in %.1fs", exc, backoff)
+            if conn is not None:
+                conn.close()
+            conn = None
+            backoff = min(backoff * 2, 30.0)
+        stop.wait(backoff)
+    if conn is not None:
+        conn.close()
