@@ -68,15 +68,18 @@ def test_fleet_page(app_env: SeededPlant) -> None:
     assert set(at.dataframe[0].value["type"]) == {"pump"}
 
 
-def test_machine_page(app_env: SeededPlant) -> None:
+def test_machine_page_opened_from_the_fleet(app_env: SeededPlant) -> None:
     at = _logged_in(app_env.operator_key)
-    at.switch_page("pages/machine.py").run()
+    second = at.selectbox(key="fleet_pick").options[1]
+    at.selectbox(key="fleet_pick").set_value(second)
+    at.button(key="fleet_open").click().run()
     assert not at.exception, at.exception
     assert [h.value for h in at.header] == ["Machine detail"]
-    machine = at.selectbox(key="machine_pick").value
-    assert machine in _texts(at)
+    assert at.selectbox(key="machine_pick").value == second
     labels = {m.label for m in at.metric}
     assert {"P(failure)", "RUL (h)", "Open alerts", "Predicted mode"} <= labels
+    at.segmented_control(key="machine_window").set_value("24 hours").run()  # minute roll-ups
+    assert not at.exception, at.exception
 
 
 def test_alerts_page_operator_acknowledges(app_env: SeededPlant) -> None:
