@@ -14,7 +14,7 @@ READY_TIMEOUT_S = 2.0
 
 
 @router.get("/v1/health", response_model=Health)
-def health() -> Health:
+async def health() -> Health:
     """The process is up (does not touch the database)."""
     return Health(status="ok")
 
