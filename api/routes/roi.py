@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query
 
 from api.deps import Conn, Now
-from api.schemas import RoiSummary
+from api.schemas import Problem, RoiSummary
 from forewarn.errors import NotFound
 from forewarn.storage import machines as store
 from forewarn.storage import roi as roi_store
@@ -43,7 +43,7 @@ def ledger(
     return roi_store.ledger(conn, since=now - timedelta(days=days), until=now)
 
 
-@router.get("/backtest")
+@router.get("/backtest", responses={404: {"model": Problem}})
 def latest_backtest(conn: Conn) -> dict[str, Any]:
     """The latest `forewarn backtest`: cost per policy, savings, the chosen threshold."""
     b = roi_store.latest_backtest(conn)
@@ -52,7 +52,7 @@ def latest_backtest(conn: Conn) -> dict[str, Any]:
     return b
 
 
-@router.post("/what-if")
+@router.post("/what-if", responses={404: {"model": Problem}})
 def what_if(
     conn: Conn,
     costs: Annotated[

@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 from forewarn.storage import alerts as store
 from models.alerting import run_alerting_loop, run_alerting_once, update_cost_thresholds
 from tests.factories import T0
-from tests.fixtures.app import ApiEnv, api_env  # noqa: F401
+from tests.fixtures.app import ApiEnv
 
 M = "s1-pump-000"
 
@@ -40,7 +40,7 @@ def add_predictions(
         )
 
 
-def test_alert_raised_from_predictions_polled_acknowledged_resolved(api_env: ApiEnv) -> None:  # noqa: F811
+def test_alert_raised_from_predictions_polled_acknowledged_resolved(api_env: ApiEnv) -> None:
     env, c = api_env, api_env.client
     now = T0 + timedelta(seconds=60)
     with env.conn() as conn:
@@ -130,7 +130,7 @@ def test_alert_raised_from_predictions_polled_acknowledged_resolved(api_env: Api
     assert machines[0]["id"] == M and machines[0]["risk"]["failure_prob"] == 0.97
 
 
-def test_hysteresis_clears_and_low_quality_does_not_alert(api_env: ApiEnv) -> None:  # noqa: F811
+def test_hysteresis_clears_and_low_quality_does_not_alert(api_env: ApiEnv) -> None:
     env = api_env
     now = T0 + timedelta(seconds=100)
     with env.conn() as conn:
@@ -156,7 +156,7 @@ def test_hysteresis_clears_and_low_quality_does_not_alert(api_env: ApiEnv) -> No
         ).fetchone() == (False, 0)
 
 
-def test_escalation_after_configured_time(api_env: ApiEnv) -> None:  # noqa: F811
+def test_escalation_after_configured_time(api_env: ApiEnv) -> None:
     env = api_env
     with env.conn() as conn:
         add_predictions(conn, M, [0.9, 0.9, 0.9])
@@ -172,7 +172,7 @@ def test_escalation_after_configured_time(api_env: ApiEnv) -> None:  # noqa: F81
         )
 
 
-def test_cursor_has_no_gap_and_no_repeat_under_concurrent_writers(api_env: ApiEnv) -> None:  # noqa: F811
+def test_cursor_has_no_gap_and_no_repeat_under_concurrent_writers(api_env: ApiEnv) -> None:
     env = api_env
     writers, per_writer = 4, 25
     done = threading.Event()
@@ -245,7 +245,7 @@ def test_cursor_has_no_gap_and_no_repeat_under_concurrent_writers(api_env: ApiEn
     assert latest == final  # no gap: every alert's last change reached the poller
 
 
-def test_cost_aware_threshold_from_history_drives_the_runner(api_env: ApiEnv) -> None:  # noqa: F811
+def test_cost_aware_threshold_from_history_drives_the_runner(api_env: ApiEnv) -> None:
     env = api_env
     with env.conn() as conn:
         # history on s1-pump-001: scores >= 0.4 were followed by a failure within 48 h, lower ones not
@@ -272,7 +272,7 @@ def test_cost_aware_threshold_from_history_drives_the_runner(api_env: ApiEnv) ->
         assert run_alerting_once(conn, env.settings, T0 + timedelta(seconds=30)) == 1
 
 
-def test_alert_loop_runs_until_stopped(api_env: ApiEnv) -> None:  # noqa: F811
+def test_alert_loop_runs_until_stopped(api_env: ApiEnv) -> None:
     env = api_env
     with env.conn() as conn:
         add_predictions(conn, M, [0.9, 0.9, 0.9], start_s=0)

@@ -13,7 +13,7 @@ from api.app import create_app
 from api.auth import DOC_PATHS, PUBLIC, ROUTE_ROLES, api_routes, check_rules
 from forewarn.settings import load_settings
 from forewarn.storage.keys import ROLES
-from tests.fixtures.app import ApiEnv, api_env, build_env  # noqa: F401
+from tests.fixtures.app import ApiEnv, build_env
 
 EXAMPLE_PARAMS = {"alert_id": "1", "machine_id": "s1-pump-000", "name": "m", "webhook_id": "1"}
 
@@ -22,7 +22,7 @@ def _url(path: str) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: EXAMPLE_PARAMS[m.group(1)], path)
 
 
-def test_every_route_has_an_access_rule(api_env: ApiEnv) -> None:  # noqa: F811
+def test_every_route_has_an_access_rule(api_env: ApiEnv) -> None:
     app = api_env.client.app
     found = {(m, r.path) for r in api_routes(app.routes) for m in r.methods or ()}
     assert found == set(ROUTE_ROLES)
@@ -36,7 +36,7 @@ def test_every_route_has_an_access_rule(api_env: ApiEnv) -> None:  # noqa: F811
         check_rules(app.routes)
 
 
-def test_role_matrix_is_enforced_on_every_route(api_env: ApiEnv) -> None:  # noqa: F811
+def test_role_matrix_is_enforced_on_every_route(api_env: ApiEnv) -> None:
     c = api_env.client
     for (method, path), roles in sorted(ROUTE_ROLES.items()):
         url = _url(path)
@@ -56,7 +56,7 @@ def test_role_matrix_is_enforced_on_every_route(api_env: ApiEnv) -> None:  # noq
     assert c.get("/v1/machines", headers=bearer).status_code == 200
 
 
-def test_keys_are_stored_hashed_and_revocation_is_immediate(api_env: ApiEnv) -> None:  # noqa: F811
+def test_keys_are_stored_hashed_and_revocation_is_immediate(api_env: ApiEnv) -> None:
     c = api_env.client
     r = c.post("/v1/keys", json={"name": "cmms", "role": "maintenance"}, headers=api_env.h("admin"))
     assert r.status_code == 201

@@ -11,7 +11,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 
 from forewarn.storage import alerts as store
 from tests.factories import T0
-from tests.fixtures.app import ApiEnv, api_env  # noqa: F401
+from tests.fixtures.app import ApiEnv
 
 BAD_REQUESTS = [
     ("GET", "/v1/alerts/changes?cursor=-1", None),
@@ -49,7 +49,7 @@ BAD_REQUESTS = [
 ]
 
 
-def test_bad_requests_are_4xx_with_a_message(api_env: ApiEnv) -> None:  # noqa: F811
+def test_bad_requests_are_4xx_with_a_message(api_env: ApiEnv) -> None:
     for method, url, body in BAD_REQUESTS:
         kw = {"content": body} if isinstance(body, str) else {"json": body}
         r = api_env.client.request(method, url, headers=api_env.h("admin"), **kw)
@@ -57,7 +57,7 @@ def test_bad_requests_are_4xx_with_a_message(api_env: ApiEnv) -> None:  # noqa: 
         assert r.json()["detail"], (method, url)
 
 
-def test_openapi_fuzz_finds_no_5xx_and_no_schema_violation(api_env: ApiEnv) -> None:  # noqa: F811
+def test_openapi_fuzz_finds_no_5xx_and_no_schema_violation(api_env: ApiEnv) -> None:
     """Valid and invalid requests for every operation, generated from the OpenAPI document."""
     with api_env.conn() as conn:  # a few alerts, so that transitions meet real rows too
         for i in range(5):

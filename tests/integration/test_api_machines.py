@@ -9,10 +9,10 @@ from psycopg.types.json import Jsonb
 
 from forewarn.storage.readings import insert_readings
 from tests.factories import T0, make_telemetry
-from tests.fixtures.app import ApiEnv, api_env  # noqa: F401
+from tests.fixtures.app import ApiEnv
 
 
-def test_readings_are_averaged_per_bucket(api_env: ApiEnv) -> None:  # noqa: F811
+def test_readings_are_averaged_per_bucket(api_env: ApiEnv) -> None:
     env = api_env
     rows = [
         make_telemetry(
@@ -49,7 +49,7 @@ def test_readings_are_averaged_per_bucket(api_env: ApiEnv) -> None:  # noqa: F81
     assert [s["name"] for s in detail["sensors"]][:2] == ["vibration_rms", "bearing_temp"]
 
 
-def test_promote_and_rollback_move_the_alias_with_history(api_env: ApiEnv) -> None:  # noqa: F811
+def test_promote_and_rollback_move_the_alias_with_history(api_env: ApiEnv) -> None:
     env = api_env
     with env.conn() as conn:
         for v in (1, 2):

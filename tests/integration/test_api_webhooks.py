@@ -20,7 +20,7 @@ from forewarn.webhooks import (
     verify_signature,
 )
 from tests.factories import T0
-from tests.fixtures.app import ApiEnv, api_env  # noqa: F401
+from tests.fixtures.app import ApiEnv
 
 
 class Receiver:
@@ -63,7 +63,7 @@ def _raise_alert(env: ApiEnv) -> int:
 
 def test_signed_delivery_retried_until_accepted(
     api_env: ApiEnv, receiver: tuple[Receiver, str]
-) -> None:  # noqa: F811
+) -> None:
     rec, url = receiver
     env = api_env
     r = env.client.post(
@@ -104,7 +104,7 @@ def test_signed_delivery_retried_until_accepted(
 
 def test_delivery_gives_up_after_bounded_attempts(
     api_env: ApiEnv, receiver: tuple[Receiver, str]
-) -> None:  # noqa: F811
+) -> None:
     rec, url = receiver
     rec.fail_first = 100
     env = api_env
