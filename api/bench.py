@@ -205,8 +205,10 @@ async def _load(base: str, key: str, paths: list[str], concurrency: int) -> dict
                 errors += not ok
 
         t0 = time.perf_counter()
+        c0 = time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - t0
+        client_cpu = time.process_time() - c0
     lat.sort()
     n = len(lat)
     return {
@@ -215,6 +217,7 @@ async def _load(base: str, key: str, paths: list[str], concurrency: int) -> dict
         "rps": round(n / elapsed, 1),
         "p50_ms": round(lat[n // 2] * 1000, 2),
         "p99_ms": round(lat[min(n - 1, int(n * 0.99))] * 1000, 2),
+        "client_cpu_ms_per_req": round(client_cpu * 1000 / max(1, n), 3),
     }
 
 
@@ -279,8 +282,10 @@ def bench_api(
         "machine_list_p50_ms": machine_list["p50_ms"],
         "machine_list_p99_ms": machine_list["p99_ms"],
         "machine_list_server_cpu_ms_per_req": machine_list["server_cpu_ms_per_req"],
+        "machine_list_client_cpu_ms_per_req": machine_list["client_cpu_ms_per_req"],
         "bare_fastapi_rps": bare["rps"],
         "bare_fastapi_p99_ms": bare["p99_ms"],
         "bare_fastapi_server_cpu_ms_per_req": bare["server_cpu_ms_per_req"],
+        "bare_fastapi_client_cpu_ms_per_req": bare["client_cpu_ms_per_req"],
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
