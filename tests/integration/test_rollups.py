@@ -20,6 +20,7 @@ from forewarn.storage.maintenance import maintenance_loop, run_maintenance
 from forewarn.storage.readings import insert_readings
 from forewarn.storage.rollups import (
     BUCKETS,
+    GRACE,
     Refreshed,
     RollupRow,
     fleet_rollup,
@@ -189,11 +190,12 @@ def test_late_data_is_counted_by_the_grace_window_or_by_received_at(
     refresh_rollups(conn, now)
     conn.commit()
 
-    # Within grace (10 min) of the watermark (01:34), into materialised minutes, one of them a new
-    # machine: counted even when received_at cannot tell (backdated).
+    # Within grace of the watermark (01:34), into materialised minutes, one of them a new machine:
+    # counted even when received_at cannot tell (backdated).
+    watermark = floor_to(END - STEP, BUCKETS["minute"])
     in_grace = [
-        _reading("m1", 10_000, ts=END - timedelta(minutes=3, seconds=1)),
-        _reading("m9", 1, ts=END - timedelta(minutes=4)),
+        _reading("m1", 10_000, ts=watermark - GRACE + timedelta(seconds=30)),
+        _reading("m9", 1, ts=watermark - timedelta(seconds=1)),
     ]
     # Two hours late: counted because it was received after the previous refresh ...
     backlog = [_reading("m2", 10_001, ts=END - timedelta(hours=2))]
