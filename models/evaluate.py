@@ -32,17 +32,18 @@ log = logging.getLogger(__name__)
 
 CMAPSS_WINDOWS: tuple[int, ...] = (5, 10, 20, 30)
 CMAPSS_EWM_SPANS: tuple[int, ...] = (5, 20)
-# Chosen by tune_cmapss (5-fold GroupKFold over FD001+FD003 training units); see the README.
+# Chosen by tune_cmapss: 4-fold GroupKFold over the FD001 and FD003 *training* units, mean
+# CV RMSE 11.42 (runner-up 11.62); the test files played no part in the choice.
 CMAPSS_PARAMS: dict[str, Any] = {
-    "learning_rate": 0.05,
+    "learning_rate": 0.02,
     "num_leaves": 15,
-    "min_data_in_leaf": 100,
-    "feature_fraction": 0.3,
+    "min_data_in_leaf": 50,
+    "feature_fraction": 0.5,
     "bagging_fraction": 0.8,
     "bagging_freq": 1,
     "lambda_l2": 1.0,
 }
-CMAPSS_ROUNDS = 400
+CMAPSS_ROUNDS = 800
 CMAPSS_HORIZON = 30.0  # cycles, for the failure-within-horizon classifier
 CMAPSS_CLF_ROUNDS = 200
 
@@ -342,12 +343,14 @@ def prequential_cmapss(
     warmup_units: int = 20,
     seed: int = 0,
     max_units: int | None = None,
+    stagger: int = 5,
 ) -> dict[str, Any]:
     """Progressive (test-then-train) score of the online model on a C-MAPSS fleet replay.
 
     The regime normaliser is fitted on the first ``warmup_units`` training units (commissioning
-    data); the other units are replayed interleaved by cycle, as a fleet running side by side.
-    Each unit's failure arrives after its last cycle. Every reading is scored before any label
+    data); the other units are replayed as a fleet whose engines entered service ``stagger``
+    cycles apart (so at any moment the fleet holds young and worn engines, as a plant does),
+    interleaved on that shared clock. Each unit's failure arrives after its last cycle. Every reading is scored before any label
     for it exists; (label, earlier score) pairs are collected as labels mature.
     """
     from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
@@ -360,7 +363,9 @@ def prequential_cmapss(
     replay = train[train["machine_id"] > warmup_units]
     if max_units is not None:
         replay = replay[replay["machine_id"] <= warmup_units + max_units]
-    stream = replay.sort_values(["cycle", "machine_id"])
+    order = {u: i for i, u in enumerate(sorted(replay["machine_id"].unique()))}
+    clock = replay["cycle"] + replay["machine_id"].map(order) * stagger
+    stream = replay.assign(_clock=clock).sort_values(["_clock", "machine_id"])
     norm = RegimeNormalizer.fit(warm, CMAPSS_SENSORS, CMAPSS_SETTINGS)
     spec = FeatureSpec(
         sensors=norm.informative_sensors(warm),
