@@ -184,6 +184,7 @@ class Consumer:
     hold: threading.Event
     count: Callable[[], int]
     elapsed_s: float = 0.0
+    cpu_s: float = 0.0  # CPU time of this process during the drains (all threads)
     drained: int = 0
 
     def drain(self, url: str, chunk: list[tuple[str, int, bytes]]) -> None:
@@ -191,15 +192,21 @@ class Consumer:
         target = self.count() + len(chunk)
         self.hold.clear()
         publish_all(url, self.root, chunk)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         self.hold.set()
         _wait_count(self.count, target, DRAIN_TIMEOUT_S)
         self.elapsed_s += time.perf_counter() - t0
+        self.cpu_s += time.process_time() - cpu0
         self.drained += len(chunk)
 
     @property
     def rate(self) -> float:
         return self.drained / self.elapsed_s
+
+    @property
+    def cpu_us_per_msg(self) -> float:
+        """Python-side CPU per message: steadier than rates on a loaded machine."""
+        return self.cpu_s / self.drained * 1e6
 
 
 def drain_interleaved(
@@ -398,6 +405,7 @@ def run_bench(
         ):
             drain_interleaved(mqtt_url, msgs, backlog, bare_c, pipe_c)
             bare, pipe = bare_c.rate, pipe_c.rate
+            cpu = {"bare": bare_c.cpu_us_per_msg, "pipeline": pipe_c.cpu_us_per_msg}
             log.info("bench: bare %.0f msg/s, pipeline %.0f msg/s", bare, pipe)
             committed.record_lag = True
             pipe_c.hold.set()
@@ -421,6 +429,8 @@ def run_bench(
         "ratio_vs_naive": round(pipe / naive, 2),
         "p99_lag_ms": round(p99, 1),
         "naive_sampled": sample,
+        "bare_cpu_us_per_msg": round(cpu["bare"], 1),
+        "pipeline_cpu_us_per_msg": round(cpu["pipeline"], 1),
         "backlog": backlog,
         "note": f"backlogs of {backlog} queued before each timed drain; "
         f"naive rate measured on the first {sample} messages and extrapolated; "

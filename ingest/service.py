@@ -88,7 +88,10 @@ def make_client(
 
     def _on_disconnect(_c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
         try:
-            log.warning("disconnected from the broker: %s", rc)
+            if rc.is_failure:
+                log.warning("disconnected from the broker: %s (reconnecting with backoff)", rc)
+            else:
+                log.info("disconnected from the broker: %s", rc)
             on_connection(False)
         except Exception:
             log.exception("on_disconnect failed")
