@@ -32,6 +32,9 @@ from models.roi import BacktestConfig, backtest
 log = logging.getLogger(__name__)
 
 ROLE = "champion"
+# The scoring loop stamps a prediction with the start of the hour it summarises; the score exists
+# only once that hour is complete, so the backtest acts on it this much later (no peeking).
+SCORE_AVAILABLE_AFTER_H = 1.0
 WRITE_CHUNK = 100_000  # messages per COPY transaction when loading a simulated history
 
 
@@ -79,13 +82,22 @@ def load_renewals(conn: Connection, until: datetime) -> pd.DataFrame:
 
 
 def load_scores(
-    conn: Connection, since: datetime, until: datetime, role: str = ROLE
+    conn: Connection,
+    since: datetime,
+    until: datetime,
+    role: str = ROLE,
+    available_after_h: float = SCORE_AVAILABLE_AFTER_H,
 ) -> pd.DataFrame:
-    """Failure probabilities of one prediction role inside the window (good data quality only)."""
+    """Failure probabilities of one role, at the time each became available, inside the window.
+
+    Predictions flagged with a data-quality problem are left out (the alert engine ignores them).
+    """
     rows = conn.execute(
-        "select machine_id, ts, failure_prob from predictions where role = %s and ts >= %s"
-        " and ts <= %s and failure_prob is not null and data_quality = 'ok'",
-        (role, since, until),
+        "select machine_id, t, failure_prob from (select machine_id, failure_prob,"
+        " ts + make_interval(secs => %s) as t from predictions where role = %s"
+        " and failure_prob is not null and data_quality = 'ok') p"
+        " where t >= %s and t <= %s",
+        (available_after_h * 3600.0, role, since, until),
     ).fetchall()
     return pd.DataFrame(rows, columns=["machine_id", "ts", "failure_prob"])
 
@@ -106,14 +118,19 @@ def run_backtest(
     params: Mapping[str, Any] | None = None,
     history_start: datetime | None = None,
     store: bool = True,
+    available_after_h: float = SCORE_AVAILABLE_AFTER_H,
 ) -> dict[str, Any]:
-    """Backtest the stored predictions over ``window``; store and return the JSON result."""
+    """Backtest the stored predictions over ``window``; store and return the JSON result.
+
+    ``available_after_h``: how long after its timestamp a prediction exists (see
+    SCORE_AVAILABLE_AFTER_H; 0 for predictions stamped with the reading they were made from).
+    """
     costs, types, by_type = load_costs(conn)
     if not costs:
         raise NotFound("no machines in the registry: nothing to backtest")
     failures = load_failures(conn, window[1])
     renewals = load_renewals(conn, window[1])
-    scores = load_scores(conn, window[0], window[1], role)
+    scores = load_scores(conn, window[0], window[1], role, available_after_h)
     if history_start is None:
         history_start = history_bounds(conn)[0]
     res, summary = backtest(
@@ -137,6 +154,7 @@ def run_backtest(
             params={
                 "config": {**asdict(config), "thresholds": None},
                 "role": role,
+                "available_after_h": available_after_h,
                 **(params or {}),
             },
             costs={t: asdict(c) for t, c in by_type.items()},
@@ -217,6 +235,7 @@ def simulate_backtest(
                 params={"machines": machines, "sim_days": days, "seed": seed},
                 history_start=start,
                 store=True,
+                available_after_h=0.0,  # holdout stamps each score with its own reading
             )
             timings["backtest_s"] = time.monotonic() - t3
     truth = [t for t in history.truth if t.event == "failure"]

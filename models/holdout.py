@@ -124,8 +124,14 @@ def train_and_score(
         if len(rows) == 0 or len(np.unique(y[rows])) < 2:
             log.warning("type %s: no failures before the split, not scored", mt.id)
             continue
-        clf = FailureClassifier(horizon=horizon_h, num_boost_round=NUM_BOOST_ROUND, seed=seed)
-        clf.fit(X.iloc[rows], y[rows], groups=df["machine_id"].to_numpy()[rows])
+        groups = df["machine_id"].to_numpy()[rows]
+        clf = FailureClassifier(
+            horizon=horizon_h,
+            num_boost_round=NUM_BOOST_ROUND,
+            seed=seed,
+            **_calibration(len(np.unique(groups))),
+        )
+        clf.fit(X.iloc[rows], y[rows], groups=groups)
         test = ~train
         p = clf.predict_proba(X[test])
         _write_predictions(conn, df.loc[test, ["machine_id", "ts"]], p, role)
@@ -140,6 +146,14 @@ def train_and_score(
         log.info("type %s: %s", mt.id, metrics[mt.id])
     conn.commit()
     return metrics
+
+
+def _calibration(machines: int) -> dict[str, Any]:
+    """Calibrate on held-out machines, at least two of them (the calibrator is cross-fitted over
+    two halves); a type with fewer than four machines keeps the raw booster scores."""
+    if machines < 4:
+        return {"calibration": "none"}
+    return {"calibration_fraction": max(0.2, 2.5 / machines)}
 
 
 def _auc(y: np.ndarray, p: np.ndarray) -> dict[str, float]:

@@ -34,10 +34,15 @@ def test_backtest_counts_agree_with_the_simulator_record(db_url: str) -> None:
         write_history(conn, history.messages)
         train_and_score(conn, start=start, split=split, end=end, horizon_h=CONFIG.horizon_h)
         out = run_backtest(
-            conn, window=(split, end), config=CONFIG, history_start=start, store=True
+            conn,
+            window=(split, end),
+            config=CONFIG,
+            history_start=start,
+            store=True,
+            available_after_h=0.0,
         )
         stored = roi_store.latest_backtest(conn)
-        scores_df = load_scores(conn, split, end)
+        scores_df = load_scores(conn, split, end, available_after_h=0.0)
     truth_f = [t for t in history.truth if t.event == "failure" and split < t.ts <= end]
     assert truth_f, "the simulated window should contain failures"
     # failures: per policy and per machine type, exactly the simulator's record
