@@ -23,7 +23,9 @@ Everything that depends on the scores is cost-free and kept in a :class:`LifeSum
 life and threshold), so :func:`evaluate` with other costs (a what-if) is a few array operations.
 Approximations: the counterfactual after a renewal is "a new life like the observed ones"; alerts
 before the window start are not seen (a life that began earlier is only watched from the window
-start); an alert not acted on because of the capacity limit stays open for ``cooldown_h``.
+start); an alert not acted on because of the capacity limit stays open for ``cooldown_h``; the
+hysteresis re-arms when a score falls below the threshold itself (the alert engine's separate
+``low`` only delays re-raising, which the cooldown already does after a false alarm).
 """
 
 from __future__ import annotations
