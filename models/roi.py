@@ -70,6 +70,7 @@ __all__ = [
 ]
 
 POLICIES: tuple[str, ...] = ("run-to-failure", "fixed-interval", "predictive")
+MAX_COST = 1e12  # per cost field in a what-if; larger (or negative, NaN) is rejected
 
 
 def preventive_cost(c: Costs) -> float:
@@ -145,6 +146,8 @@ def _costs_array(s: LifeSummary, overrides: Mapping[str, Mapping[str, float]] | 
         for f, v in fields.items():
             if f not in COST_FIELDS:
                 raise ValueError(f"unknown cost field {f!r}; known: {', '.join(COST_FIELDS)}")
+            if not 0.0 <= float(v) <= MAX_COST:  # also rejects NaN
+                raise ValueError(f"cost field {f!r} must be between 0 and {MAX_COST:g}, got {v!r}")
             c[rows, COST_FIELDS.index(f)] = float(v)
     return c
 

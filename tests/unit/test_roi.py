@@ -177,6 +177,9 @@ def test_what_if_matches_a_fresh_backtest_and_survives_json() -> None:
     assert fresh.threshold is None
     with pytest.raises(ValueError, match="unknown cost field"):
         what_if(summary, {"*": {"repair_usd": 1.0}})
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="must be between"):
+            what_if(summary, {"*": {"repair_cost": bad}})
 
 
 def test_history_before_the_window_dates_the_first_life() -> None:
