@@ -127,6 +127,7 @@ AREAS: tuple[str, ...] = (
     "rollups",
     "backtest",
     "models",
+    "demo",
 )
 for _area in AREAS:
     importlib.import_module(f"forewarn.commands.{_area}").register(app)

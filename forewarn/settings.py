@@ -99,7 +99,9 @@ class ModelSettings(BaseModel):
     alert_high: float = Field(default=0.6, gt=0, le=1)
     alert_low: float = Field(default=0.3, ge=0, lt=1)
     alert_k: int = Field(default=3, ge=1, description="consecutive high scores before an alert")
-    stale_after_s: float = Field(default=900.0, gt=0)
+    stale_after_s: float = Field(
+        default=3 * 3600.0, gt=0, description="predictions on inputs older than this raise no alert"
+    )
     data_dir: Path | None = Field(
         default=None, description="public datasets (default ../shared/data)"
     )

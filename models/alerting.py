@@ -18,6 +18,7 @@ import psycopg
 from forewarn.errors import StorageUnavailable
 from forewarn.settings import Settings
 from forewarn.storage import alerts as store
+from forewarn.storage.readings import plant_clock
 from forewarn.storage.registry import load_registry
 from models import policy
 
@@ -182,7 +183,7 @@ def run_alerting_loop(
         try:
             if conn is None or conn.closed:
                 conn = connect(url, autocommit=True)
-            raised = run_alerting_once(conn, settings, datetime.now(UTC))
+            raised = run_alerting_once(conn, settings, plant_clock(conn, datetime.now(UTC)))
             if raised:
                 log.info("raised %d alert(s)", raised)
             if webhook_client is not None:

@@ -183,7 +183,11 @@ def train_from_frames(
         hourly = hourly_frame(readings[mask], ev, sensors)
         if hourly.empty:
             continue
-        bundle = fit_type(t, hourly, ev, horizon_h=horizon_h, seed=seed)
+        try:
+            bundle = fit_type(t, hourly, ev, horizon_h=horizon_h, seed=seed)
+        except ValueError as exc:  # too little history for this type: say so, train the others
+            log.warning("not training %s: %s", t.id, exc)
+            continue
         with conn.transaction():
             results.append(register_bundle(conn, bundle, hourly, actor=actor))
     return results

@@ -187,9 +187,10 @@ def simulate(
     root: str | None = None,
     progress: bool = False,
     stop: threading.Event | None = None,
+    seq_base: int = 0,
 ) -> Report:
     """Run the plant for ``hours`` simulated hours into ``sink`` (orders from an MQTT sink apply)."""
-    plant = Plant(factory, seed, bad_rate=bad_rate)
+    plant = Plant(factory, seed, bad_rate=bad_rate, seq_base=seq_base)
     return stream_to(
         plant.run(hours),
         sink,

@@ -71,7 +71,7 @@ class Unit:
         self.faults = Draws(machine_rng(seed, machine_id, 1))
         self.offset_s = int(self.draws.uniform() * plant.interval_s)
         self.model: Model = make_model(cfg, self.draws)
-        self.seq = 0
+        self.seq = plant.seq_base
         self.state = "running"
         self.busy_until_h = 0.0
         self.busy_start_h = 0.0
@@ -252,9 +252,12 @@ class Plant:
         *,
         bad_rate: float | None = None,
         dropout_rate: float | None = None,
+        seq_base: int = 0,
     ) -> None:
         self.factory = factory
         self.seed = seed
+        # a resumed plant continues above the sequence numbers it already sent
+        self.seq_base = seq_base
         self.interval_s = factory.telemetry_interval_s
         self.dt_h = self.interval_s / 3600.0
         self.bad_rate = factory.bad_rate if bad_rate is None else bad_rate

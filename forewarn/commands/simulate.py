@@ -14,6 +14,7 @@ import json
 import signal
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -176,15 +177,29 @@ def register(app: typer.Typer) -> None:
                 help="Obey maintenance orders on {root}/{site}/{machine}/command (MQTT only).",
             ),
         ] = True,
+        start: Annotated[
+            datetime | None,
+            typer.Option(
+                help="Simulated clock start (default: the config's); for resuming a plant."
+            ),
+        ] = None,
+        seq_base: Annotated[
+            int, typer.Option("--seq-base", min=0, help="Sequence numbers continue above this.")
+        ] = 0,
     ) -> None:
         """Run the simulated plant: machines degrade, fail, get repaired (and obey maintenance orders)."""
         if ctx.invoked_subcommand is not None:
             return
+        import dataclasses
+
         from forewarn.factory import load_factory
         from forewarn.settings import load_settings
         from simulator.app import simulate as run
 
         factory = load_factory(config or load_settings().factory, machines)
+        if start is not None:
+            at = start if start.tzinfo is not None else start.replace(tzinfo=UTC)
+            factory = dataclasses.replace(factory, start=at.astimezone(UTC))
         sink, root = _output(jsonl, mqtt_url, qos, topic_root, commands)
         report = run(
             factory,
@@ -196,6 +211,7 @@ def register(app: typer.Typer) -> None:
             root=root,
             progress=sys.stderr.isatty() if progress is None else progress,
             stop=_stop_on_signals(),
+            seq_base=seq_base,
         )
         _report(report.as_dict(), summary)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from psycopg import Connection
 from psycopg.types.json import Jsonb
@@ -86,3 +87,14 @@ def insert_dead_letters(conn: Connection, rows: Iterable[tuple[str, bytes, str, 
             copy.write_row((topic, payload, reason, detail))
             n += 1
     return n
+
+
+def plant_clock(conn: Connection, wall_now: datetime) -> datetime:
+    """The plant's "now": its newest reading's event time, never ahead of the wall clock.
+
+    Staleness and escalation are judged on it, so a replayed or accelerated plant (whose event
+    times are not the wall clock's) behaves like a live one.
+    """
+    row = conn.execute("select max(ts) from readings").fetchone()
+    latest = None if row is None else row[0]
+    return wall_now if latest is None else min(latest, wall_now)

@@ -1,0 +1,60 @@
+"""`forewarn demo`: the whole plant on embedded defaults with one command."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
+
+
+def demo(
+    machines: Annotated[int, typer.Option(min=4, help="Machines in the simulated plant.")] = 60,
+    speed: Annotated[float, typer.Option(help="Simulated seconds per wall second.")] = 3600.0,
+    headless: Annotated[
+        bool, typer.Option("--headless", help="No dashboard; for tests and CI.")
+    ] = False,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many wall seconds (default: Ctrl-C).")
+    ] = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Start over: delete the state directory.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated plant.")] = 1,
+    api_port: Annotated[int, typer.Option(help="API port (0 = a free one).")] = 0,
+    dashboard_port: Annotated[int, typer.Option(help="Dashboard port (0 = a free one).")] = 0,
+    bootstrap_days: Annotated[
+        float, typer.Option(min=5.0, help="Days of simulated history the first models learn from.")
+    ] = 40.0,
+    bootstrap_machines: Annotated[
+        int, typer.Option(min=12, help="Machines in that simulated history.")
+    ] = 36,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the headless summary as JSON.")
+    ] = False,
+) -> None:
+    """Run simulator, ingest, scoring, alerts, API and dashboard; Ctrl-C stops everything."""
+    from forewarn.cli import _settings
+    from forewarn.demo import DemoOptions, run_demo
+
+    if headless and duration is None:
+        raise typer.BadParameter("--headless needs --duration SECONDS", param_hint="--duration")
+    opts = DemoOptions(
+        machines=machines,
+        speed=speed,
+        headless=headless,
+        duration_s=duration,
+        reset=reset,
+        seed=seed,
+        api_port=api_port,
+        dashboard_port=dashboard_port,
+        bootstrap_days=bootstrap_days,
+        bootstrap_machines=bootstrap_machines,
+    )
+    result = run_demo(_settings(), opts)
+    if result is not None:
+        typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
