@@ -262,14 +262,17 @@ def refresh_rollups(
 def rebuild_rollups(conn: psycopg.Connection, start: datetime, end: datetime) -> None:
     """Recompute the roll-ups over [start, end) from raw readings (after a backfill of old data).
 
-    Widened to whole hours; never moves the watermarks. With a continuous aggregate for hours,
+    Widened to whole hours, and clipped to the minute watermark (queries read what lies after it
+    from raw readings); never moves the watermarks. With a continuous aggregate for hours,
     TimescaleDB re-materialises hours older than its refresh policy's window only on a manual
     ``refresh_continuous_aggregate``.
     """
     hour = BUCKETS["hour"]
-    lo, hi = floor_to(start, hour), _ceil_to(end, hour)
     with conn.transaction():
         state = _state(conn)
+    if state.minute_wm is None:
+        return  # nothing materialised yet: everything is read from raw readings
+    lo, hi = floor_to(start, hour), min(_ceil_to(end, hour), state.minute_wm)
     _materialise_range(conn, state, lo, hi, advance=False)
 
 

@@ -215,6 +215,7 @@ def test_late_data_is_counted_by_the_grace_window_or_by_received_at(
     _assert_same(fleet_rollup(conn, START, END, "hour"), _expected(seen, "hour"))
 
     rebuild_rollups(conn, START, START + timedelta(minutes=2))
+    rebuild_rollups(conn, END - timedelta(minutes=30), END + timedelta(hours=3))  # past the mark
     conn.commit()
 
     everything = seen + unseen
