@@ -65,7 +65,7 @@ class Pipeline:
     def __init__(
         self,
         connect: Callable[[], psycopg.Connection],
-        ack: Callable[[int, int], object],
+        ack: Callable[[list[tuple[int, int]]], object],
         *,
         specs: Mapping[str, MachineSpec],
         limits: Limits,
@@ -279,12 +279,10 @@ class Pipeline:
         return conn
 
     def _ack_all(self, items: list[Item]) -> None:
-        ack = self._ack
         with self._gen_lock:
             gen = self._gen
-            for item in items:
-                if item[6] == gen:  # older deliveries come again after a reconnect
-                    ack(item[4], item[5])
+            # older deliveries come again after a reconnect: their acks must not go out
+            self._ack([(item[4], item[5]) for item in items if item[6] == gen])
 
     def _record(self, items: list[Item], batch: Batch, written: Written, commit_s: float) -> None:
         m = self.metrics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -108,6 +109,31 @@ def make_client(
     return client
 
 
+def ack_batch(client: mqtt.Client, pairs: list[tuple[int, int]]) -> None:
+    """Acknowledge a committed batch with one wake-up of paho's network thread, not one per message.
+
+    ``Client.ack`` queues a PUBACK and writes a byte to paho's internal socket pair to wake its
+    loop; from the writer thread that is a system call and a GIL hand-off per message. Here the
+    wake-up is suspended for the batch and sent once. This relies on paho 2.x internals
+    (``_sockpairW``, which ``loop_forever`` does not recreate) and falls back to plain acks
+    without them. Only the writer thread calls it; the network thread never needs waking.
+    """
+    wake = getattr(client, "_sockpairW", None)
+    if wake is None:
+        for mid, qos in pairs:
+            client.ack(mid, qos)
+        return
+    client._sockpairW = None
+    try:
+        for mid, qos in pairs:
+            client.ack(mid, qos)
+    finally:
+        if client._sockpairW is None:  # unless a reconnect made a new pair meanwhile
+            client._sockpairW = wake
+    with contextlib.suppress(OSError):  # full: the loop wakes anyway; closed: disconnecting
+        wake.send(b"0")
+
+
 def connect_properties(session_expiry_s: int, receive_maximum: int) -> Properties:
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = session_expiry_s
@@ -183,7 +209,7 @@ def run_ingest(
     client_ref: list[mqtt.Client] = []
     pipeline = Pipeline(
         _connect_db,
-        lambda mid, qos: client_ref[0].ack(mid, qos),
+        lambda pairs: ack_batch(client_ref[0], pairs),
         specs=specs,
         limits=limits,
         root=mq.topic_root,

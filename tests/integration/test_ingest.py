@@ -238,3 +238,24 @@ def test_unknown_machines_are_auto_registered_when_enabled(
     assert row == ("unknown", True)
     assert stored_keys(db_url) == [("new-press", 1)]
     logging.getLogger(__name__).info("auto-registered %s", row)
+
+
+def test_acks_reach_the_broker_so_a_restart_gets_no_redeliveries(
+    db_url: str, mqtt_url: str, topic_root: str
+) -> None:
+    """Committed batches are acknowledged (batched acks included): the same session resumed
+    after a clean stop has nothing to redeliver."""
+    machines = seed(db_url, machines=5)
+    settings = worker_settings(topic_root)
+    client_id = f"test-ingest-{uuid.uuid4().hex[:8]}"
+    msgs = good_messages(topic_root, machines, 1000)
+    pub = Publisher(mqtt_url)
+    with running(settings, db_url, mqtt_url, client_id=client_id) as first:
+        pub.publish([(t, p) for t, p, _ in msgs])
+        wait_until(lambda: first.messages >= len(msgs), what="all committed")
+    pub.close()
+    with running(settings, db_url, mqtt_url, client_id=client_id) as second:
+        threading.Event().wait(1.5)
+    assert first.messages == len(msgs)
+    assert second.messages == 0
+    assert count(db_url, "readings") == len(msgs)
