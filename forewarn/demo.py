@@ -126,6 +126,7 @@ def _run(
         sup.start("ingest", forewarn_command("ingest"))
         sup.start("scoring", forewarn_command("score", "--loop"))
         sup.start("alerts", forewarn_command("alerts", "run"))
+        sup.start("maintain", forewarn_command("maintain", "--every", "30"))  # roll-ups, retention
         sup.start("api", forewarn_command("api", "--port", str(api_port)))
         if not opts.headless:
             sup.start("dashboard", forewarn_command("dashboard", "--port", str(dash_port)))
