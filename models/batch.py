@@ -203,7 +203,7 @@ class RULRegressor(_LGBMBase):
             # Cheaper than the point model: a quarter of the rounds at a higher learning rate
             # (CQR calibration below restores coverage whatever their quality).
             lr = float(self.params.get("learning_rate", 0.1))
-            qp = {
+            qp: dict[str, Any] = {
                 "num_boost_round": max(100, self.num_boost_round // 4),
                 "learning_rate": min(0.1, 2.5 * lr),
             }
