@@ -73,10 +73,12 @@ def _group_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Boolean masks (fit, held_out): held-out rows are whole machines when groups are given."""
     rng = np.random.default_rng(seed)
-    if groups is not None:
-        g = np.asarray(groups).astype(str)
-        uniq = np.unique(g)
-        held = set(rng.choice(uniq, size=max(1, round(len(uniq) * frac)), replace=False))
+    g = None if groups is None else np.asarray(groups).astype(str)
+    uniq = np.unique(g) if g is not None else np.zeros(0)
+    if g is not None and len(uniq) >= 2:
+        # at least one machine on each side, whatever the fraction
+        size = min(max(1, round(len(uniq) * frac)), len(uniq) - 1)
+        held = set(rng.choice(uniq, size=size, replace=False))
         hold = np.array([x in held for x in g])
     elif y is not None and len(np.unique(y)) == 2:  # stratified on the label
         hold = np.zeros(n, dtype=bool)
