@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from api import errors
 from api.auth import KeyCache, TokenBucket, authorize, check_rules
 from api.deps import Publish
+from api.fastpath import PollFastPath
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import alerts, health, keys, machines, models, predictions, roi, webhooks
 from api.schemas import Problem
@@ -100,6 +101,8 @@ def create_app(
     for module in (health, machines, predictions, alerts, models, roi, webhooks, keys):
         app.include_router(module.router, responses=COMMON_RESPONSES)
     errors.install(app)
+    # added first, so it runs inside the metrics middleware and polls are still counted
+    app.add_middleware(PollFastPath, state=app.state)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     check_rules(app.routes)
     return app

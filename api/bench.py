@@ -1,13 +1,13 @@
 """`forewarn bench api`: seed 500 machines and 20,000 alerts, serve with uvicorn, load it over loopback.
 
-The server runs in a child process (uvicorn, one worker); the load generator is this process
-(httpx, a bounded number of requests in flight). Numbers are per endpoint; the top-level keys
+The server runs in child processes (uvicorn workers accepting on one socket); the load generator
+is wrk in another process when installed, else an httpx client in this one (see api/loadgen.py),
+loopback only, bounded in time and connections. Numbers are per endpoint; the top-level keys
 are those of the polling endpoint (``GET /v1/alerts/changes``), the one maintenance systems hit.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import random
@@ -24,6 +24,7 @@ import httpx
 import psycopg
 from psycopg.types.json import Jsonb
 
+from api.loadgen import have_wrk, httpx_load, wrk_load
 from forewarn.assets import AssetRegistry, Costs, Line, Machine, MachineType, SensorSpec, Site
 from forewarn.storage.keys import create_key
 from forewarn.storage.migrate import migrate
@@ -31,6 +32,9 @@ from forewarn.storage.registry import upsert_registry
 
 log = logging.getLogger(__name__)
 # history is mostly closed; about 2% of alerts are still open or acknowledged
+DURATION_S = 10.0  # per endpoint, with wrk
+WARMUP_S = 2.0
+WORKERS = 2  # uvicorn processes sharing one listening socket; one per core here
 STATUSES = ("resolved",) * 70 + ("dismissed",) * 28 + ("acknowledged", "open")
 SEVERITIES = ("low", "medium", "high", "critical")
 
@@ -111,114 +115,113 @@ def seed(url: str, *, machines: int, alerts: int, seed: int = 7) -> None:
         conn.execute("vacuum analyze alerts, machines")  # as autovacuum does after a bulk load
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 SERVER = """
-import sys, logging, uvicorn
+import socket, sys, uvicorn
 from psycopg_pool import ConnectionPool
 from api.app import create_app
 from forewarn.settings import load_settings
-url, port = sys.argv[1], int(sys.argv[2])
+url, fd = sys.argv[1], int(sys.argv[2])
 settings = load_settings(api={"rate_limit_per_min": 10**9})
-with ConnectionPool(url, min_size=4, max_size=8, open=True) as pool:
-    uvicorn.run(create_app(settings, pool=pool), host="127.0.0.1", port=port,
-                log_level="warning", access_log=False)
+with ConnectionPool(url, min_size=2, max_size=4, open=True) as pool:
+    config = uvicorn.Config(create_app(settings, pool=pool), log_level="warning", access_log=False,
+                            loop="uvloop", http="httptools")
+    uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd)])
 """
 
 # The same server stack with one trivial route: what this machine, at this moment, can serve at
 # all. Reported next to the API's figures so a loaded or slow machine is visible in the numbers.
 BARE_SERVER = """
-import sys, uvicorn
+import socket, sys, uvicorn
 from fastapi import FastAPI
 app = FastAPI()
 @app.get("/v1/alerts/changes")
 async def h():
     return {"alerts": [], "next_cursor": 0, "has_more": False}
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
+config = uvicorn.Config(app, log_level="warning", access_log=False, loop="uvloop", http="httptools")
+uvicorn.Server(config).run(sockets=[socket.socket(fileno=int(sys.argv[2]))])
 """
 
 
-def _serve(code: str, url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-c", code, url, str(port)])
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
+class Server:
+    """``workers`` uvicorn processes accepting on one listening socket bound here (loopback)."""
+
+    def __init__(self, code: str, url: str, workers: int) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1024)
+        self.base = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        fd = self.sock.fileno()
+        self.procs = [
+            subprocess.Popen([sys.executable, "-c", code, url, str(fd)], pass_fds=(fd,))
+            for _ in range(workers)
+        ]
+        deadline = time.monotonic() + 30
+        while not self._ready():
+            if time.monotonic() > deadline or any(p.poll() is not None for p in self.procs):
+                self.stop()
+                raise RuntimeError("the API server did not become ready")
+            time.sleep(0.1)
+
+    def _ready(self) -> bool:
         try:
-            if httpx.get(f"{base}/v1/alerts/changes", timeout=1).status_code in (200, 401):
-                return proc, base
+            r = httpx.get(f"{self.base}/v1/alerts/changes", timeout=1)
         except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise RuntimeError("the API server did not become ready")
-        time.sleep(0.1)
+            return False
+        return r.status_code in (200, 401)
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds of the worker processes (Linux /proc)."""
+        total = 0.0
+        for p in self.procs:
+            with open(f"/proc/{p.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.sock.close()
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc), to report CPU per request."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _measured(
-    proc: subprocess.Popen[bytes], base: str, key: str, paths: list[str], concurrency: int
+def _load(
+    server: Server, key: str, paths: list[str], *, duration_s: float, concurrency: int
 ) -> dict[str, Any]:
     """Load figures plus the server's CPU milliseconds per request (independent of machine load)."""
-    cpu0 = _cpu_s(proc.pid)
-    out = asyncio.run(_load(base, key, paths, concurrency))
+    cpu0 = server.cpu_s()
+    if have_wrk():
+        out = wrk_load(server.base, key, paths, duration_s=duration_s, connections=concurrency)
+    else:
+        n = max(
+            1, int(duration_s * 100)
+        )  # the httpx client manages about 100-500 requests a second
+        out = httpx_load(
+            server.base, key, (paths * (n // len(paths) + 1))[:n], concurrency=concurrency
+        )
     out["server_cpu_ms_per_req"] = round(
-        (_cpu_s(proc.pid) - cpu0) * 1000 / max(1, out["requests"]), 3
+        (server.cpu_s() - cpu0) * 1000 / max(1, out["requests"]), 3
     )
     return out
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-async def _load(base: str, key: str, paths: list[str], concurrency: int) -> dict[str, Any]:
-    lat: list[float] = []
-    errors = 0
-    it = iter(paths)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(
-        base_url=base, headers={"X-API-Key": key}, limits=limits, timeout=10.0
-    ) as client:
-
-        async def worker() -> None:
-            nonlocal errors
-            for path in it:
-                t0 = time.perf_counter()
-                try:
-                    r = await client.get(path)
-                    ok = r.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                lat.append(time.perf_counter() - t0)
-                errors += not ok
-
-        t0 = time.perf_counter()
-        c0 = time.process_time()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - t0
-        client_cpu = time.process_time() - c0
-    lat.sort()
-    n = len(lat)
-    return {
-        "requests": n,
-        "errors": errors,
-        "rps": round(n / elapsed, 1),
-        "p50_ms": round(lat[n // 2] * 1000, 2),
-        "p99_ms": round(lat[min(n - 1, int(n * 0.99))] * 1000, 2),
-        "client_cpu_ms_per_req": round(client_cpu * 1000 / max(1, n), 3),
-    }
+def _prefixed(prefix: str, figures: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "requests",
+        "errors",
+        "rps",
+        "p50_ms",
+        "p99_ms",
+        "server_cpu_ms_per_req",
+        "client_cpu_ms_per_req",
+    )
+    return {f"{prefix}_{k}": figures[k] for k in keys}
 
 
 def bench_api(
@@ -230,62 +233,77 @@ def bench_api(
     concurrency: int = 8,
     poll_limit: int = 100,
     poll_lag: int = 20,
+    duration_s: float = DURATION_S,
+    workers: int = WORKERS,
 ) -> dict[str, Any]:
     """Seed a scratch schema, serve it, load the polling and machine-list endpoints; returns figures.
 
-    Polls start at random cursors among the last ``poll_lag`` changes, as a CMMS polling every few
-    seconds does, so pages carry 0..poll_lag alerts.
+    With wrk on PATH each endpoint is loaded for ``duration_s`` seconds over ``concurrency``
+    keep-alive connections; without it the httpx client sends about 100 requests per second of
+    ``duration_s`` (``requests`` only sizes the list of distinct poll paths). Polls start at random
+    cursors among the last ``poll_lag`` changes, as a CMMS polling every few seconds does, so
+    pages carry 0..poll_lag alerts. The polling endpoint is measured with one worker and with
+    ``workers``; the top-level figures are those with ``workers``.
     """
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a log line per request skews the load
+    if not have_wrk():
+        print(
+            "note: wrk is not installed (apt-get install wrk); falling back to the httpx client,"
+            " whose own CPU per request caps the rate: the figures are the client's, not the server's",
+            file=sys.stderr,
+        )
     schema = f"bench_api_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"create schema {schema}")
     surl = _with_schema(url, schema)
-    proc: subprocess.Popen[bytes] | None = None
+    server: Server | None = None
+    load_avg = []
     try:
         t0 = time.perf_counter()
         seed(surl, machines=machines, alerts=alerts)
         with psycopg.connect(surl) as conn:
             key = create_key(conn, f"bench-{schema}", "maintenance")
         seed_s = time.perf_counter() - t0
-        proc, base = _serve(SERVER, surl)
         rnd = random.Random(1)
         lo = max(0, alerts - poll_lag)
         polls = [
             f"/v1/alerts/changes?cursor={rnd.randint(lo, alerts)}&limit={poll_limit}"
-            for _ in range(requests)
+            for _ in range(min(requests, 1000))
         ]
-        lists = ["/v1/machines"] * max(1, requests // 10)
-        asyncio.run(_load(base, key, polls[: min(500, requests)], concurrency))  # warm-up
-        poll = _measured(proc, base, key, polls, concurrency)
-        machine_list = _measured(proc, base, key, lists, concurrency)
-        _stop(proc)
-        proc, bare_base = _serve(BARE_SERVER, surl)
-        bare = _measured(proc, bare_base, key, polls[: max(1, requests // 4)], concurrency)
+        lists = ["/v1/machines"]
+        runs: dict[str, dict[str, Any]] = {}
+        for name, code, n_workers, paths in (
+            ("one_worker", SERVER, 1, polls),
+            ("poll", SERVER, workers, polls),
+            ("machine_list", SERVER, workers, lists),
+            ("bare_fastapi", BARE_SERVER, workers, polls),
+        ):
+            server = Server(code, surl, n_workers)
+            _load(server, key, paths, duration_s=WARMUP_S, concurrency=concurrency)
+            load_avg.append(os.getloadavg()[0])
+            runs[name] = _load(server, key, paths, duration_s=duration_s, concurrency=concurrency)
+            server.stop()
+            server = None
     finally:
-        if proc is not None and proc.poll() is None:
-            _stop(proc)
+        if server is not None:
+            server.stop()
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"drop schema if exists {schema} cascade")
+    poll = runs["poll"]
     return {
         **poll,
         "endpoint": "GET /v1/alerts/changes",
+        "workers": workers,
+        "cpus": os.cpu_count(),
         "machines": machines,
         "alerts": alerts,
         "concurrency": concurrency,
         "poll_limit": poll_limit,
         "poll_lag": poll_lag,
         "seed_s": round(seed_s, 2),
-        "machine_list_requests": machine_list["requests"],
-        "machine_list_errors": machine_list["errors"],
-        "machine_list_rps": machine_list["rps"],
-        "machine_list_p50_ms": machine_list["p50_ms"],
-        "machine_list_p99_ms": machine_list["p99_ms"],
-        "machine_list_server_cpu_ms_per_req": machine_list["server_cpu_ms_per_req"],
-        "machine_list_client_cpu_ms_per_req": machine_list["client_cpu_ms_per_req"],
-        "bare_fastapi_rps": bare["rps"],
-        "bare_fastapi_p99_ms": bare["p99_ms"],
-        "bare_fastapi_server_cpu_ms_per_req": bare["server_cpu_ms_per_req"],
-        "bare_fastapi_client_cpu_ms_per_req": bare["client_cpu_ms_per_req"],
+        **_prefixed("one_worker", runs["one_worker"]),
+        **_prefixed("machine_list", runs["machine_list"]),
+        **_prefixed("bare_fastapi", runs["bare_fastapi"]),
+        "load_avg_1m_before_runs": [round(x, 2) for x in load_avg],
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }

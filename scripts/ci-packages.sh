@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # System packages the test suite needs, installed idempotently (.ci/run calls this when present).
 # chromium: Debian's build, driven by Playwright in the `browser` tests (never a downloaded browser).
+# wrk: the loopback load generator of `forewarn bench api` (without it the bench falls back to httpx).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-PACKAGES=(chromium)
+PACKAGES=(chromium wrk)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
