@@ -135,7 +135,8 @@ def test_hysteresis_clears_and_low_quality_does_not_alert(api_env: ApiEnv) -> No
     now = T0 + timedelta(seconds=100)
     with env.conn() as conn:
         # stale (older than stale_after_s at now), out of range and scorer-flagged predictions
-        add_predictions(conn, "s1-pump-001", [0.9, 0.9, 0.9], start_s=-2000)
+        stale_s = -int(env.settings.models.stale_after_s) - 2000
+        add_predictions(conn, "s1-pump-001", [0.9, 0.9, 0.9], start_s=stale_s)
         add_predictions(conn, "s1-pump-002", [1.5, 0.9, 0.9], start_s=0, quality="ok")
         add_predictions(conn, "s1-pump-002", [0.9], start_s=15, quality="missing_inputs")
         assert run_alerting_once(conn, env.settings, now) == 0
