@@ -128,6 +128,7 @@ AREAS: tuple[str, ...] = (
     "backtest",
     "models",
     "demo",
+    "chaos",
 )
 for _area in AREAS:
     importlib.import_module(f"forewarn.commands.{_area}").register(app)
