@@ -185,6 +185,16 @@ def _pool(url: str) -> ConnectionPool:
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def plant_now(url: str) -> datetime:
+    """The plant's clock (its newest reading, never ahead of the wall clock): windows end here, so
+    a replayed or accelerated plant shows its own last week, not the wall clock's."""
+    from forewarn.storage.readings import plant_clock
+
+    with _pool(url).connection() as conn:
+        return plant_clock(conn, datetime.now(UTC))
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
 def fleet_health(url: str) -> pd.DataFrame:
     with _pool(url).connection() as conn:
         return load_fleet(conn)

@@ -38,7 +38,7 @@ def _table(df: pd.DataFrame, key: str) -> None:
 
 @st.fragment(run_every=LIVE_REFRESH_S)
 def live(url: str) -> None:
-    since, _ = data.window(RECENT_DAYS)
+    since, _ = data.window(RECENT_DAYS, data.plant_now(url))
     a = data.alerts(url, since)
     counts = a["counts"]
     cols = st.columns(4)
@@ -79,7 +79,7 @@ def _act(url: str, alert: pd.Series, to_status: str, **kw: str) -> None:
 
 
 def actions(url: str, user: auth.User) -> None:
-    since, _ = data.window(RECENT_DAYS)
+    since, _ = data.window(RECENT_DAYS, data.plant_now(url))
     active = data.alerts(url, since)["active"]
     st.subheader("Act on an alert")
     flash = st.session_state.pop("alert_flash", None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pandas as pd
 import streamlit as st
@@ -42,7 +42,7 @@ def live(url: str) -> None:
         st.info("No machines registered yet.")
         return
     view = _filtered(df)
-    now = datetime.now(UTC)
+    now = data.plant_now(url)
     stale = view["last_reading_at"].isna() | (view["last_reading_at"] < now - STALE_AFTER)
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Machines", len(view))

@@ -32,7 +32,7 @@ span = (
 
 @st.fragment(run_every=LIVE_REFRESH_S)
 def live(url: str, machine_id: str, days: float) -> None:
-    since, until = data.window(days)
+    since, until = data.window(days, data.plant_now(url))
     d = data.machine_detail(url, machine_id, since, until)
     info = d.info or {}
     latest = d.latest or {}

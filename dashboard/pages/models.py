@@ -14,7 +14,7 @@ METRIC_ORDER = ("roc_auc", "pr_auc", "f1", "brier", "rmse", "rul_rmse_h", "nasa_
 auth.require_user()
 st.header("Model monitoring")
 url = data.db_url()
-since, until = data.window(WINDOW_DAYS)
+since, until = data.window(WINDOW_DAYS, data.plant_now(url))
 m = data.models(url, since, until)
 versions: pd.DataFrame = m["versions"]
 if versions.empty:

@@ -84,7 +84,7 @@ span = (
     st.segmented_control("Window", list(WINDOWS_DAYS), default="7 days", key="roi_window")
     or "7 days"
 )
-since, until = data.window(WINDOWS_DAYS[span])
+since, until = data.window(WINDOWS_DAYS[span], data.plant_now(url))
 d = data.downtime(url, since, until)
 s = d["summary"]
 by_machine: pd.DataFrame = d["by_machine"]
