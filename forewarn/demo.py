@@ -28,6 +28,17 @@ from forewarn.supervisor import Child, Supervisor, forewarn_command, wait_until
 
 log = logging.getLogger(__name__)
 
+ONE_SHOT = ("bootstrap", "backtest")  # children expected to finish on their own
+BACKTEST_ARGS = (
+    "backtest",
+    "--simulate",
+    "--machines",
+    "16",
+    "--sim-days",
+    "30",
+    "--save",
+    "--no-curve",
+)
 DRAIN_TIMEOUT_S = 180.0  # a loaded 2-core machine can lag the publisher by a minute or more
 PROGRESS_INTERVAL_S = 1.0
 
@@ -130,6 +141,9 @@ def _run(
         sup.start("api", forewarn_command("api", "--port", str(api_port)))
         if not opts.headless:
             sup.start("dashboard", forewarn_command("dashboard", "--port", str(dash_port)))
+            # A backtest on simulated history, so the ROI page has figures before the live
+            # ledger has any (one-shot; it stores its result in this database).
+            sup.start("backtest", forewarn_command(*BACKTEST_ARGS, "--seed", str(opts.seed + 2000)))
         sim_args = _simulator_args(db_url, opts, mqtt_url, summary_path, settings.mqtt.topic_root)
         sim = sup.start("simulator", forewarn_command(*sim_args))
         _announce(opts, api_port, dash_port, key, logs)
@@ -226,7 +240,7 @@ def _bootstrap_models(sup: Supervisor, opts: DemoOptions) -> None:
             "--simulate-days",
             str(opts.bootstrap_days),
             "--machines",
-            str(min(opts.machines, 60)),
+            str(opts.bootstrap_machines),
             "--seed",
             str(opts.seed + 1000),
         ),
@@ -259,6 +273,7 @@ def _watch(sup: Supervisor, db_url: str, opts: DemoOptions) -> None:
 
     deadline = None if opts.duration_s is None else time.monotonic() + opts.duration_s
     interrupted = False
+    warned: set[str] = set()
 
     def on_sigint(*_: object) -> None:
         nonlocal interrupted
@@ -269,7 +284,13 @@ def _watch(sup: Supervisor, db_url: str, opts: DemoOptions) -> None:
     try:
         with Live(refresh_per_second=2, transient=opts.headless) as live:
             while not interrupted and (deadline is None or time.monotonic() < deadline):
-                dead = [c for c in sup.dead() if c.name != "bootstrap"]
+                for c in sup.dead():
+                    if c.name in ONE_SHOT and c.proc.returncode != 0 and c.name not in warned:
+                        log.warning(
+                            "%s failed (exit %s); see %s", c.name, c.proc.returncode, c.log_path
+                        )
+                        warned.add(c.name)
+                dead = [c for c in sup.dead() if c.name not in ONE_SHOT]
                 if dead:
                     raise RuntimeError(
                         f"{dead[0].name} exited with {dead[0].proc.returncode}; see {dead[0].log_path}"

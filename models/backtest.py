@@ -191,8 +191,13 @@ def simulate_backtest(
     train_fraction: float = 0.5,
     factory_path: Path | None = None,
     state_dir: Path | None = None,
+    save_url: str | None = None,
 ) -> dict[str, Any]:
-    """Simulate, store, train, score and backtest in a temporary embedded database."""
+    """Simulate, store, train, score and backtest in a temporary embedded database.
+
+    With ``save_url`` the stored result (and its per-life summary, for what-ifs) is copied into
+    that database too, so a live plant's ROI page can show it.
+    """
     from forewarn.factory import load_factory
     from forewarn.storage.db import connect
     from forewarn.storage.migrate import migrate
@@ -238,6 +243,8 @@ def simulate_backtest(
                 available_after_h=0.0,  # holdout stamps each score with its own reading
             )
             timings["backtest_s"] = time.monotonic() - t3
+            if save_url is not None:
+                out["saved_backtest_id"] = _copy_backtest(conn, int(out["backtest_id"]), save_url)
     truth = [t for t in history.truth if t.event == "failure"]
     out["simulation"] = {
         "machines": machines,
@@ -253,6 +260,31 @@ def simulate_backtest(
     timings["total_s"] = time.monotonic() - t0
     out["timings"] = {k: round(v, 1) for k, v in timings.items()}
     return out
+
+
+def _copy_backtest(conn: Connection, backtest_id: int, url: str) -> int:
+    """Copy one stored backtest into the database at ``url``; returns its id there."""
+    from forewarn.storage.db import connect
+    from forewarn.storage.migrate import migrate
+
+    row = conn.execute(
+        "select source, window_from, window_to, params, costs, result, summary"
+        " from roi_backtests where id = %s",
+        (backtest_id,),
+    ).fetchone()
+    assert row is not None
+    with connect(url) as target:
+        migrate(target)
+        with target.transaction():
+            return roi_store.save_backtest(
+                target,
+                source=row[0],
+                window=(row[1], row[2]),
+                params=row[3],
+                costs=row[4],
+                result=row[5],
+                summary=row[6],
+            )
 
 
 def default_window(conn: Connection, days: float | None) -> tuple[datetime, datetime]:

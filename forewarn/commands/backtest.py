@@ -73,6 +73,12 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option(min=1, help="At most K interventions per 8-hour shift.")
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+        save: Annotated[
+            bool,
+            typer.Option(
+                "--save", help="--simulate: also store the result in the configured database."
+            ),
+        ] = False,
         curve: Annotated[
             bool, typer.Option("--curve/--no-curve", help="Include the savings curve in --json.")
         ] = True,
@@ -94,13 +100,26 @@ def register(app: typer.Typer) -> None:
         if simulate:
             from models.backtest import simulate_backtest
 
-            out = simulate_backtest(
-                machines=machines,
-                days=sim_days,
-                seed=seed,
-                config=config,
-                train_fraction=train_fraction,
-            )
+            if save:
+                from forewarn.storage.db import prepared_database
+
+                with prepared_database(settings) as url:
+                    out = simulate_backtest(
+                        machines=machines,
+                        days=sim_days,
+                        seed=seed,
+                        config=config,
+                        train_fraction=train_fraction,
+                        save_url=url,
+                    )
+            else:
+                out = simulate_backtest(
+                    machines=machines,
+                    days=sim_days,
+                    seed=seed,
+                    config=config,
+                    train_fraction=train_fraction,
+                )
         else:
             from forewarn.storage.db import connect, prepared_database
             from models.backtest import default_window, run_backtest
