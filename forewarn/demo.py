@@ -50,7 +50,7 @@ class DemoOptions:
     headless: bool = False
     duration_s: float | None = None
     reset: bool = False
-    bootstrap_days: float = 40.0
+    bootstrap_days: float = 30.0
     bootstrap_machines: int = 36
     seed: int = 1
     api_port: int = 0  # 0 = a free port

@@ -29,7 +29,7 @@ def demo(
     dashboard_port: Annotated[int, typer.Option(help="Dashboard port (0 = a free one).")] = 0,
     bootstrap_days: Annotated[
         float, typer.Option(min=5.0, help="Days of simulated history the first models learn from.")
-    ] = 40.0,
+    ] = 30.0,
     bootstrap_machines: Annotated[
         int, typer.Option(min=12, help="Machines in that simulated history.")
     ] = 36,
