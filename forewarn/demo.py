@@ -39,6 +39,7 @@ BACKTEST_ARGS = (
     "--save",
     "--no-curve",
 )
+INGEST_READY_TIMEOUT_S = 120.0
 DRAIN_TIMEOUT_S = 180.0  # a loaded 2-core machine can lag the publisher by a minute or more
 PROGRESS_INTERVAL_S = 1.0
 
@@ -134,7 +135,18 @@ def _run(
             key = create_key(conn, name=f"demo-{time.time_ns()}", role="admin")
             conn.commit()
         before = counts(db_url)  # a resumed demo counts only what this run published
-        sup.start("ingest", forewarn_command("ingest"))
+        ingest = sup.start("ingest", forewarn_command("ingest"))
+        # The simulator publishes only once ingest is subscribed: a fresh session on a real
+        # broker keeps nothing published before its subscription exists.
+        ready_url = f"http://127.0.0.1:{env['FOREWARN_INGEST__METRICS_PORT']}/readyz"
+        if not wait_until(lambda: _ready(ready_url) or not ingest.alive, INGEST_READY_TIMEOUT_S):
+            raise RuntimeError(
+                f"ingest was not ready in {INGEST_READY_TIMEOUT_S:.0f}s; see {ingest.log_path}"
+            )
+        if not ingest.alive:
+            raise RuntimeError(
+                f"ingest exited with {ingest.proc.returncode}; see {ingest.log_path}"
+            )
         sup.start("scoring", forewarn_command("score", "--loop"))
         sup.start("alerts", forewarn_command("alerts", "run"))
         sup.start("maintain", forewarn_command("maintain", "--every", "30"))  # roll-ups, retention
@@ -313,6 +325,17 @@ def _stop_simulator(sup: Supervisor, sim: Child, summary_path: Path) -> dict[str
         "messages": int(summary["telemetry"]) + int(summary["events"]),
         "failures": int(summary["failures"]),
     }
+
+
+def _ready(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - our own loopback endpoint
+            return bool(r.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def _stored(url: str) -> int:
