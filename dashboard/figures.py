@@ -7,6 +7,7 @@ frame gives an empty figure with a note, never an exception.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -264,12 +265,26 @@ def fig_sensor_trends(
     return fig
 
 
-def fig_contributions(contributions: Mapping[str, float] | None, *, top: int = 10) -> go.Figure:
+Contributions = Mapping[str, float] | Sequence[Mapping[str, Any]]
+
+
+def as_contribution_map(contributions: Contributions | None) -> dict[str, float]:
+    """Feature -> contribution from either stored form: an object, or the scorer's ordered
+    list of ``{"feature": ..., "value": ...}``."""
+    if not contributions:
+        return {}
+    if isinstance(contributions, Mapping):
+        return {str(k): float(v) for k, v in contributions.items()}
+    return {str(c["feature"]): float(c["value"]) for c in contributions}
+
+
+def fig_contributions(contributions: Contributions | None, *, top: int = 10) -> go.Figure:
     """Horizontal bars of the largest feature contributions (by magnitude) of one prediction."""
     title = "Why: top feature contributions of the latest prediction"
-    if not contributions:
+    as_map = as_contribution_map(contributions)
+    if not as_map:
         return _empty(title, "no explanation recorded")
-    items = sorted(contributions.items(), key=lambda kv: abs(float(kv[1])), reverse=True)[:top]
+    items = sorted(as_map.items(), key=lambda kv: abs(kv[1]), reverse=True)[:top]
     items.reverse()  # largest at the top of a horizontal bar chart
     values = [float(v) for _, v in items]
     fig = go.Figure(

@@ -106,6 +106,17 @@ def test_contributions_sorted_by_magnitude_largest_on_top() -> None:
     assert len(figures.fig_contributions(None).data) == 0
 
 
+def test_contributions_in_the_scorers_list_form_draw_the_same() -> None:
+    as_list = [
+        {"feature": "b", "value": -0.5},
+        {"feature": "c", "value": 0.3},
+        {"feature": "a", "value": 0.1},
+    ]
+    fig = figures.fig_contributions(as_list, top=3)
+    assert list(fig.data[0].y) == ["a", "c", "b"]
+    assert list(fig.data[0].x) == [0.1, 0.3, -0.5]
+
+
 def test_downtime_stacks_causes_for_the_top_machines() -> None:
     df = pd.DataFrame(
         {
