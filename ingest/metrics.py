@@ -10,14 +10,14 @@ live in one process (tests, the benchmark) without clashing.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from forewarn import health
 
 log = logging.getLogger(__name__)
 
@@ -103,32 +103,4 @@ class _ReceivedCollector(Collector):
 
 def serve(metrics: IngestMetrics, port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:
     """Serve /metrics, /healthz and /readyz in a daemon thread; the caller shuts it down."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                self._reply(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
-            elif path == "/healthz":
-                self._reply(200, b"ok\n")
-            elif path == "/readyz":
-                ok = metrics.ready()
-                self._reply(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
-            else:
-                self._reply(404, b"not found\n")
-
-        def _reply(self, code: int, body: bytes, ctype: str = "text/plain") -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-            log.debug("metrics http: " + format, *args)
-
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="ingest-metrics", daemon=True).start()
-    log.info("metrics on http://%s:%d/metrics (/healthz, /readyz)", host, server.server_address[1])
-    return server
+    return health.serve(metrics.registry, metrics.ready, port, host, name="ingest-metrics")

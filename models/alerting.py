@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 
 from forewarn.errors import StorageUnavailable
+from forewarn.health import LoopHealth
 from forewarn.settings import Settings
 from forewarn.storage import alerts as store
 from forewarn.storage.readings import plant_clock
@@ -169,6 +170,7 @@ def run_alerting_loop(
     stop: threading.Event,
     interval_s: float = 1.0,
     webhook_client: Any = None,
+    health: LoopHealth | None = None,
 ) -> None:
     """Run :func:`run_alerting_once` (and webhook deliveries) every ``interval_s`` until ``stop`` is set.
 
@@ -184,6 +186,8 @@ def run_alerting_loop(
             if conn is None or conn.closed:
                 conn = connect(url, autocommit=True)
             raised = run_alerting_once(conn, settings, plant_clock(conn, datetime.now(UTC)))
+            if health is not None:
+                health.ok(raised)
             if raised:
                 log.info("raised %d alert(s)", raised)
             if webhook_client is not None:
@@ -191,6 +195,8 @@ def run_alerting_loop(
             backoff = interval_s
         except (StorageUnavailable, psycopg.OperationalError) as exc:
             log.warning("alert loop: database unavailable (%s); retrying in %.1fs", exc, backoff)
+            if health is not None:
+                health.failed()
             if conn is not None:
                 conn.close()
             conn = None

@@ -23,6 +23,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from forewarn.errors import StorageUnavailable
+from forewarn.health import LoopHealth
 from forewarn.settings import Settings
 from models.bundle import SCORING_LOOKBACK_H, ModelBundle
 from models.frames import TIME_COL, to_hours
@@ -241,7 +242,9 @@ def _score_online(
     return _insert_predictions(conn, rows)
 
 
-def run_scoring_loop(settings: Settings, url: str, *, stop: threading.Event) -> None:
+def run_scoring_loop(
+    settings: Settings, url: str, *, stop: threading.Event, health: LoopHealth | None = None
+) -> None:
     """Score every ``settings.models.score_cadence_s`` until ``stop``; a DB outage is retried."""
     from forewarn.storage.db import connect
 
@@ -253,11 +256,15 @@ def run_scoring_loop(settings: Settings, url: str, *, stop: threading.Event) -> 
             if conn is None or conn.closed:
                 conn = connect(url, autocommit=True)
             n = score_once(conn, settings, state)
+            if health is not None:
+                health.ok(n)
             if n:
                 log.info("wrote %d prediction(s)", n)
             backoff = settings.models.score_cadence_s
         except (StorageUnavailable, psycopg.OperationalError) as exc:
             log.warning("scoring: database unavailable (%s); retrying in %.1fs", exc, backoff)
+            if health is not None:
+                health.failed()
             if conn is not None:
                 conn.close()
             conn = None

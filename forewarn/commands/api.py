@@ -94,6 +94,9 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="Name of the key.")]) -
 def alerts_run(
     interval_s: Annotated[float, typer.Option("--interval", help="Seconds between passes.")] = 1.0,
     once: Annotated[bool, typer.Option(help="One pass, then exit.")] = False,
+    metrics_port: Annotated[
+        int, typer.Option(help="Serve /metrics, /healthz, /readyz here (0 = off).")
+    ] = 0,
 ) -> None:
     """Raise, refresh, clear and escalate alerts from champion predictions; send webhooks."""
     import httpx
@@ -118,7 +121,15 @@ def alerts_run(
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        run_alerting_loop(settings, url, stop=stop, interval_s=interval_s, webhook_client=client)
+        from forewarn.health import LoopHealth
+
+        health = LoopHealth("alerts", max_age_s=max(30.0, 10 * interval_s))
+        server = health.serve(metrics_port)
+        run_alerting_loop(
+            settings, url, stop=stop, interval_s=interval_s, webhook_client=client, health=health
+        )
+        if server is not None:
+            server.shutdown()
 
 
 @alerts_app.command("thresholds")

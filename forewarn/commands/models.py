@@ -97,6 +97,9 @@ def score(
     loop: Annotated[
         bool, typer.Option("--loop", help="Keep scoring at the configured cadence.")
     ] = False,
+    metrics_port: Annotated[
+        int, typer.Option(help="With --loop: serve /metrics, /healthz, /readyz here (0 = off).")
+    ] = 0,
 ) -> None:
     """Score every active machine with the champion, challenger and online models."""
     from forewarn.cli import _settings
@@ -114,7 +117,13 @@ def score(
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-        run_scoring_loop(settings, url, stop=stop)
+        from forewarn.health import LoopHealth
+
+        health = LoopHealth("scoring", max_age_s=max(60.0, 10 * settings.models.score_cadence_s))
+        server = health.serve(metrics_port)
+        run_scoring_loop(settings, url, stop=stop, health=health)
+        if server is not None:
+            server.shutdown()
 
 
 @models_app.command("list")
