@@ -1,7 +1,7 @@
 """The one place where exceptions become HTTP responses.
 
 NotFound -> 404, Conflict -> 409, ContractError/invalid values -> 422, StorageUnavailable (and a
-database that cannot be reached or a pool with no free connection) -> 503 with Retry-After.
+database that cannot be reached, is read-only, or a pool with no free connection) -> 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -53,4 +53,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ForewarnError, forewarn_error)
     app.add_exception_handler(PoolTimeout, db_down)
     app.add_exception_handler(psycopg.OperationalError, db_down)
+    # A read-only database (a replica promoted late, a full disk, maintenance) refuses writes for
+    # a while: the client should retry, exactly as when it is unreachable.
+    app.add_exception_handler(psycopg.errors.ReadOnlySqlTransaction, db_down)
     app.add_exception_handler(psycopg.DataError, db_value)
