@@ -23,8 +23,19 @@ test: install
 check: install
 	bash scripts/check
 
+# Each benchmark prints its figures (and --json gives one object); see the README for measured ones.
+DATA ?= ../shared/data
 bench: install
-	$(BIN)/forewarn bench all
+	$(BIN)/forewarn bench ingest --messages 100000
+	$(BIN)/forewarn bench api
+	$(BIN)/forewarn bench dashboard
+	$(BIN)/forewarn bench timescale
+	$(BIN)/forewarn bench simulator
+	$(BIN)/forewarn evaluate cmapss --data $(DATA)/cmapss --subset FD001
+	$(BIN)/forewarn evaluate cmapss --data $(DATA)/cmapss --subset FD003
+	$(BIN)/forewarn evaluate ai4i --data $(DATA)/ai4i2020/ai4i2020.csv
+	$(BIN)/forewarn backtest --simulate --machines 50 --sim-days 120 --seed 1
+	$(BIN)/forewarn chaos --messages 50000 --kills 5
 
 timescaledb:
 	bash scripts/timescaledb.sh
