@@ -216,11 +216,6 @@ def test_read_only_database_ingest_holds_back_then_resumes(
     assert len(keys) == len(msgs) and set(keys) == {k for *_, k in msgs}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/errors.py maps only OperationalError/PoolTimeout to 503; a write on a read-only "
-    "database raises ReadOnlySqlTransaction (an InternalError) and is answered 500",
-)
 def test_api_write_on_read_only_database_is_503(stack: tuple[str, str, Path]) -> None:
     from fastapi.testclient import TestClient
 
