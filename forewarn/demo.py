@@ -103,12 +103,19 @@ def run_demo(settings: Settings, opts: DemoOptions) -> dict[str, Any] | None:
     """Run the demo; in headless mode return the JSON summary."""
     from forewarn.storage.db import prepared_database
 
+    # SIGTERM outside the live loop (bootstrap, drain) unwinds like Ctrl-C, so every child,
+    # the broker and the embedded database are still stopped on the way out.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     if opts.reset:
         _reset_state(settings.state_dir)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with prepared_database(settings) as db_url, _broker(settings) as mqtt_url:
         return _run(settings, opts, db_url, mqtt_url, started)
+
+
+def _raise_interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _run(
@@ -291,8 +298,8 @@ def _watch(sup: Supervisor, db_url: str, opts: DemoOptions) -> None:
         nonlocal interrupted
         interrupted = True
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    signal.signal(signal.SIGTERM, on_sigint)
+    previous_int = signal.signal(signal.SIGINT, on_sigint)
+    previous_term = signal.signal(signal.SIGTERM, on_sigint)
     try:
         with Live(refresh_per_second=2, transient=opts.headless) as live:
             while not interrupted and (deadline is None or time.monotonic() < deadline):
@@ -313,7 +320,8 @@ def _watch(sup: Supervisor, db_url: str, opts: DemoOptions) -> None:
                 live.update(table)
                 time.sleep(PROGRESS_INTERVAL_S)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 def _stop_simulator(sup: Supervisor, sim: Child, summary_path: Path) -> dict[str, int]:
