@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 FAILED_ANYWAY_H = 24.0  # a failure this soon after a resolution means the work did not avoid it
 CONFIRMING_ACTIONS = ("preventive", "repair")
+SYSTEM_ACTOR = "system"  # the alert engine's own transitions (models.alerting.SYSTEM_ACTOR)
 
 
 def save_backtest(
@@ -117,12 +118,15 @@ def ledger(conn: Connection, *, since: datetime, until: datetime) -> dict[str, A
             " from alert_transitions t join alerts a on a.id = t.alert_id"
             " join machines m on m.id = a.machine_id join machine_types c on c.id = m.type_id"
             " where t.to_status in ('resolved', 'dismissed') and t.at >= %(s)s and t.at < %(u)s"
+            # an alert the engine cleared by itself cost nobody an inspection
+            " and t.actor <> %(system)s"
             " order by t.at, t.alert_id",
             {
                 "s": since,
                 "u": until,
                 "confirming": list(CONFIRMING_ACTIONS),
                 "anyway_s": FAILED_ANYWAY_H * 3600.0,
+                "system": SYSTEM_ACTOR,
             },
         )
         rows = cur.fetchall()
