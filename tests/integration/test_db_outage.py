@@ -202,8 +202,9 @@ def test_read_only_database_ingest_holds_back_then_resumes(
         pub.publish([(t, p) for t, p, _ in msgs[300:]])
         wait_until(lambda: _metrics(metrics_port)["forewarn_ingest_db_errors_total"] >= 2,
                    30, "ingest retrying")  # fmt: skip
-        assert _count(db_url) == 300 and proc.poll() is None
-        assert "read-only transaction" in log.read_text()
+        assert _count(db_url) == 300, _count(db_url)
+        assert proc.poll() is None, log.read_text()[-2000:]
+        assert "read-only transaction" in log.read_text(), log.read_text()[-2000:]
         _read_only(db_url, False)
         wait_until(lambda: _count(db_url) >= len(msgs), 60, "ingest resumed")
         proc.send_signal(signal.SIGTERM)
