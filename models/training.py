@@ -7,15 +7,21 @@ champion only if it scores better on recent held-out data that neither trained o
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
+import psycopg
 from psycopg import Connection
+from psycopg.types.json import Jsonb
 from sklearn.metrics import average_precision_score
 
 from forewarn.assets import MachineType
+from forewarn.errors import StorageUnavailable
+from forewarn.settings import Settings
 from models.bundle import ModelBundle
 from models.frames import TIME_COL, failure_modes, failure_times, to_hours
 from models.history import events_from_db, hourly_from_db, latest_reading_time, machine_types
@@ -191,3 +197,63 @@ def train_from_frames(
         with conn.transaction():
             results.append(register_bundle(conn, bundle, hourly, actor=actor))
     return results
+
+
+def retrain_reason(
+    conn: Connection, *, every_s: float, min_gap_s: float, now: datetime
+) -> str | None:
+    """Why a retrain is due now ('schedule' or 'drift'), or None.
+
+    Due on schedule ``every_s`` after the newest model version, or earlier when a drift detector
+    fired since then, but never within ``min_gap_s`` of it (detectors fire in bursts).
+    """
+    row = conn.execute("select max(created_at) from model_versions").fetchone()
+    last = None if row is None else row[0]
+    if last is None:
+        return "schedule"
+    age = (now - last).total_seconds()
+    if age >= every_s:
+        return "schedule"
+    if age < min_gap_s:
+        return None
+    drift = conn.execute(
+        "select count(*) from audit_log where action = 'drift' and at > %s", (last,)
+    ).fetchone()
+    return "drift" if drift is not None and drift[0] > 0 else None
+
+
+def run_retrain_loop(
+    settings: Settings,
+    url: str,
+    *,
+    stop: threading.Event,
+    every_s: float,
+    min_gap_s: float,
+    check_s: float = 60.0,
+) -> None:
+    """Retrain on schedule or after drift until ``stop``; challengers promote only if better."""
+    from forewarn.storage.db import connect
+
+    while not stop.is_set():
+        try:
+            with connect(url, autocommit=True) as conn:
+                reason = retrain_reason(
+                    conn, every_s=every_s, min_gap_s=min_gap_s, now=datetime.now(UTC)
+                )
+                if reason is not None:
+                    results = train_from_db(
+                        conn, horizon_h=settings.models.horizon_h, seed=int(time.time()) % 10_000
+                    )
+                    conn.execute(
+                        "insert into audit_log (actor, action, target, detail)"
+                        " values ('retrain', 'retrain', %s, %s)",
+                        (reason, Jsonb([r.as_dict() for r in results])),
+                    )
+                    log.info(
+                        "retrained (%s): %s",
+                        reason,
+                        [(r.name, r.version, r.alias) for r in results],
+                    )
+        except (StorageUnavailable, psycopg.OperationalError) as exc:
+            log.warning("retrain: database unavailable (%s)", exc)
+        stop.wait(check_s)

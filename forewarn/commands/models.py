@@ -15,6 +15,7 @@ models_app = typer.Typer(no_args_is_help=True, help="Model registry: versions an
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
     app.command("score")(score)
+    app.command("retrain")(retrain)
     app.add_typer(models_app, name="models")
 
 
@@ -124,6 +125,29 @@ def score(
         run_scoring_loop(settings, url, stop=stop, health=health)
         if server is not None:
             server.shutdown()
+
+
+def retrain(
+    every_h: Annotated[
+        float, typer.Option(min=0.01, help="Retrain this often (wall hours).")
+    ] = 24.0,
+    min_gap_h: Annotated[
+        float, typer.Option(min=0.0, help="Drift retrains no sooner than this after the last.")
+    ] = 1.0,
+) -> None:
+    """Retrain on a schedule, or early when a drift detector fired; promote only if better."""
+    from forewarn.cli import _settings
+    from forewarn.storage.db import prepared_database
+    from models.training import run_retrain_loop
+
+    settings = _settings()
+    with prepared_database(settings) as url:
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        run_retrain_loop(
+            settings, url, stop=stop, every_s=every_h * 3600.0, min_gap_s=min_gap_h * 3600.0
+        )
 
 
 @models_app.command("list")
