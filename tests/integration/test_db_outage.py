@@ -23,7 +23,7 @@ import psycopg
 import pytest
 
 from forewarn.broker import free_port, local_broker
-from forewarn.chaos import pg_ctl
+from forewarn.chaos import pg_ctl, stop_postgres
 from forewarn.settings import load_settings
 from forewarn.storage.keys import create_key
 from forewarn.storage.migrate import migrate
@@ -72,8 +72,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         try:
             yield db_url, mqtt_url, tmp_path / "pg"
         finally:
-            if _count(db_url) < 0:  # leave the server running so the fixture can stop it
-                pg_ctl(tmp_path / "pg", "start")
+            stop_postgres(tmp_path / "pg")  # the wheel loses track of a server pg_ctl restarted
 
 
 def test_database_outage_ingest_holds_back_and_api_answers_503(
