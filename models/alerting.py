@@ -15,7 +15,6 @@ from typing import Any
 
 import psycopg
 
-from forewarn.errors import StorageUnavailable
 from forewarn.health import LoopHealth
 from forewarn.settings import Settings
 from forewarn.storage import alerts as store
@@ -176,31 +175,13 @@ def run_alerting_loop(
 
     A database outage is logged and retried with backoff; it never ends the loop.
     """
-    from forewarn.storage.db import connect
+    from forewarn.periodic import run_periodic
     from forewarn.webhooks import deliver_pending
 
-    backoff = interval_s
-    conn: psycopg.Connection | None = None
-    while not stop.is_set():
-        try:
-            if conn is None or conn.closed:
-                conn = connect(url, autocommit=True)
-            raised = run_alerting_once(conn, settings, plant_clock(conn, datetime.now(UTC)))
-            if health is not None:
-                health.ok(raised)
-            if raised:
-                log.info("raised %d alert(s)", raised)
-            if webhook_client is not None:
-                deliver_pending(conn, webhook_client)
-            backoff = interval_s
-        except (StorageUnavailable, psycopg.OperationalError) as exc:
-            log.warning("alert loop: database unavailable (%s); retrying in %.1fs", exc, backoff)
-            if health is not None:
-                health.failed()
-            if conn is not None:
-                conn.close()
-            conn = None
-            backoff = min(backoff * 2, 30.0)
-        stop.wait(backoff)
-    if conn is not None:
-        conn.close()
+    def step(conn: psycopg.Connection) -> int:
+        raised = run_alerting_once(conn, settings, plant_clock(conn, datetime.now(UTC)))
+        if webhook_client is not None:
+            deliver_pending(conn, webhook_client)
+        return raised
+
+    run_periodic("alerts", url, step, stop=stop, interval_s=interval_s, health=health)

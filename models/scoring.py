@@ -18,11 +18,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-import psycopg
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from forewarn.errors import StorageUnavailable
 from forewarn.health import LoopHealth
 from forewarn.settings import Settings
 from models.bundle import SCORING_LOOKBACK_H, ModelBundle
@@ -246,29 +244,14 @@ def run_scoring_loop(
     settings: Settings, url: str, *, stop: threading.Event, health: LoopHealth | None = None
 ) -> None:
     """Score every ``settings.models.score_cadence_s`` until ``stop``; a DB outage is retried."""
-    from forewarn.storage.db import connect
+    from forewarn.periodic import run_periodic
 
     state = ScoringState()
-    backoff = settings.models.score_cadence_s
-    conn: psycopg.Connection | None = None
-    while not stop.is_set():
-        try:
-            if conn is None or conn.closed:
-                conn = connect(url, autocommit=True)
-            n = score_once(conn, settings, state)
-            if health is not None:
-                health.ok(n)
-            if n:
-                log.info("wrote %d prediction(s)", n)
-            backoff = settings.models.score_cadence_s
-        except (StorageUnavailable, psycopg.OperationalError) as exc:
-            log.warning("scoring: database unavailable (%s); retrying in %.1fs", exc, backoff)
-            if health is not None:
-                health.failed()
-            if conn is not None:
-                conn.close()
-            conn = None
-            backoff = min(backoff * 2, 30.0)
-        stop.wait(backoff)
-    if conn is not None:
-        conn.close()
+    run_periodic(
+        "scoring",
+        url,
+        lambda conn: score_once(conn, settings, state),
+        stop=stop,
+        interval_s=settings.models.score_cadence_s,
+        health=health,
+    )
