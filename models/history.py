@@ -70,9 +70,3 @@ def events_from_db(
     return events_frame(
         {"machine_id": r[0], "ts": r[1], "event": r[2], "mode": r[3], "kind": r[4]} for r in rows
     )
-
-
-def latest_reading_time(conn: Connection) -> datetime | None:
-    """The plant clock: the newest reading's event time (simulated plants run faster than wall time)."""
-    row = conn.execute("select max(ts) from readings").fetchone()
-    return None if row is None else row[0]

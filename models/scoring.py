@@ -23,9 +23,10 @@ from psycopg.types.json import Jsonb
 
 from forewarn.health import LoopHealth
 from forewarn.settings import Settings
-from models.bundle import SCORING_LOOKBACK_H, ModelBundle
+from forewarn.storage.readings import latest_reading_time
+from models.bundle import SCORING_LOOKBACK_H, ModelBundle, feature_spec
 from models.frames import TIME_COL, to_hours
-from models.history import events_from_db, hourly_from_db, latest_reading_time, machine_types
+from models.history import events_from_db, hourly_from_db, machine_types
 from models.online import OnlineFailureModel
 from models.registry import StoredModel, load_alias, model_name
 
@@ -162,8 +163,6 @@ def _load_online(
         except (ValueError, pickle.UnpicklingError, AttributeError) as exc:
             log.warning("online checkpoint for %s unusable (%s); starting fresh", type_id, exc)
     champion = load_alias(conn, model_name(type_id), "champion")
-    from models.bundle import feature_spec
-
     spec, normalizer = feature_spec(sensors), None
     if champion is not None:
         bundle = state.bundle(champion)

@@ -22,9 +22,10 @@ from sklearn.metrics import average_precision_score
 from forewarn.assets import MachineType
 from forewarn.errors import StorageUnavailable
 from forewarn.settings import Settings
-from models.bundle import ModelBundle
+from forewarn.storage.readings import latest_reading_time
+from models.bundle import ModelBundle, features_for
 from models.frames import TIME_COL, failure_modes, failure_times, to_hours
-from models.history import events_from_db, hourly_from_db, latest_reading_time, machine_types
+from models.history import events_from_db, hourly_from_db, machine_types
 from models.labels import failure_within
 from models.registry import load_alias, model_name, register_version, set_alias
 
@@ -80,8 +81,6 @@ def pr_auc_on(
     known = y.notna().to_numpy()
     if known.sum() == 0 or y[known].nunique() < 2:
         return None
-    from models.bundle import features_for
-
     X = features_for(hourly, bundle.spec, bundle.normalizer)
     p = bundle.classifier.predict_proba(X[known])
     return float(average_precision_score(y[known], p))

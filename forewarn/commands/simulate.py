@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from forewarn.contract import Message
     from simulator.sinks import Sink
 
 Jsonl = Annotated[
@@ -230,22 +233,20 @@ def register(app: typer.Typer) -> None:
         summary: Summary = None,
     ) -> None:
         """Every training unit of a C-MAPSS subset as a machine, one cycle per message."""
-        from simulator.app import stream_to
-        from simulator.replay import CMAPSS_CYCLE_S, REPLAY_START, cmapss_messages, read_cmapss
+        from simulator.replay import CMAPSS_CYCLE_S, cmapss_messages, read_cmapss
 
         hours = max(int(r[1]) for r in read_cmapss(data, subset.upper())) * CMAPSS_CYCLE_S / 3600.0
-        sink, root = _output(jsonl, mqtt_url, qos, topic_root)
-        report = stream_to(
+        _replay(
             cmapss_messages(data, subset),
-            sink,
-            root=root,
-            start=REPLAY_START,
-            hours=hours,
-            speed=speed,
-            progress=sys.stderr.isatty() if progress is None else progress,
-            stop=_stop_on_signals(),
+            hours,
+            jsonl,
+            mqtt_url,
+            qos,
+            topic_root,
+            speed,
+            progress,
+            summary,
         )
-        _report(report.as_dict(), summary)
 
     @replay.command("ai4i")
     def replay_ai4i(
@@ -259,19 +260,38 @@ def register(app: typer.Typer) -> None:
         summary: Summary = None,
     ) -> None:
         """The AI4I 2020 process log as one machine, one row per message."""
-        from simulator.app import stream_to
-        from simulator.replay import AI4I_ROW_S, REPLAY_START, ai4i_messages, read_ai4i
+        from simulator.replay import AI4I_ROW_S, ai4i_messages, read_ai4i
 
         hours = len(read_ai4i(data)) * AI4I_ROW_S / 3600.0
-        sink, root = _output(jsonl, mqtt_url, qos, topic_root)
-        report = stream_to(
-            ai4i_messages(data),
-            sink,
-            root=root,
-            start=REPLAY_START,
-            hours=hours,
-            speed=speed,
-            progress=sys.stderr.isatty() if progress is None else progress,
-            stop=_stop_on_signals(),
+        _replay(
+            ai4i_messages(data), hours, jsonl, mqtt_url, qos, topic_root, speed, progress, summary
         )
-        _report(report.as_dict(), summary)
+
+
+def _replay(
+    messages: Iterable[Message],
+    hours: float,
+    jsonl: Path | None,
+    mqtt_url: str | None,
+    qos: int | None,
+    topic_root: str | None,
+    speed: float,
+    progress: bool | None,
+    summary: Path | None,
+) -> None:
+    """Stream a dataset replay to its sink, then report (shared by every replay command)."""
+    from simulator.app import stream_to
+    from simulator.replay import REPLAY_START
+
+    sink, root = _output(jsonl, mqtt_url, qos, topic_root)
+    report = stream_to(
+        messages,
+        sink,
+        root=root,
+        start=REPLAY_START,
+        hours=hours,
+        speed=speed,
+        progress=sys.stderr.isatty() if progress is None else progress,
+        stop=_stop_on_signals(),
+    )
+    _report(report.as_dict(), summary)

@@ -7,7 +7,6 @@ FOREWARN_TEST_TIMESCALE_URL, default postgresql://127.0.0.1:5432/test_timescale.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,34 +24,14 @@ from forewarn.storage.timescale import (
 )
 from tests.fixtures.db import with_schema
 
-DEFAULT_TIMESCALE_URL = "postgresql://127.0.0.1:5432/test_timescale"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HOURS = 72  # three whole days of hourly rows per machine
 
 
-def _unavailable(message: str) -> None:
-    if os.environ.get("FOREWARN_REQUIRE_TIMESCALE"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
-def timescale_url() -> str:
-    url = os.environ.get("FOREWARN_TEST_TIMESCALE_URL", DEFAULT_TIMESCALE_URL)
-    try:
-        conn = psycopg.connect(url, connect_timeout=3, autocommit=True)
-    except psycopg.OperationalError as exc:
-        _unavailable(
-            f"TimescaleDB database {url} unreachable ({exc}); "
-            "run `make timescaledb` or set FOREWARN_TEST_TIMESCALE_URL"
-        )
-    with conn:
-        if not timescale_available(conn):
-            _unavailable(
-                f"the server at {url} has no usable timescaledb extension "
-                "(not installed or not in shared_preload_libraries); run `make timescaledb`"
-            )
-    return url
+def timescale_url(timescale_server_url: str) -> str:
+    """The shared TimescaleDB fixture (skips, or fails under FOREWARN_REQUIRE_TIMESCALE=1)."""
+    return timescale_server_url
 
 
 @pytest.fixture
