@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from api import errors
+from api import docs, errors
 from api.auth import KeyCache, TokenBucket, authorize, check_rules
 from api.deps import Publish
 from api.fastpath import PollFastPath
@@ -90,6 +90,8 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(authorize)],
+        docs_url=None,  # served offline by api.docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.publish = publish
@@ -101,6 +103,7 @@ def create_app(
     for module in (health, machines, predictions, alerts, models, roi, webhooks, keys):
         app.include_router(module.router, responses=COMMON_RESPONSES)
     errors.install(app)
+    docs.install(app)
     # added first, so it runs inside the metrics middleware and polls are still counted
     app.add_middleware(PollFastPath, state=app.state)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -58,7 +58,16 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("DELETE", "/v1/keys/{name}"): ADMIN,
 }
 # Framework routes that carry no data: the OpenAPI document and its viewers.
-DOC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+DOC_PATHS = frozenset(
+    {
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        "/static-docs",
+        "/static-docs/redoc.standalone.js",
+    }
+)
 
 KEY_CACHE_TTL_S = 5.0  # a revoked key stops working within this time
 
