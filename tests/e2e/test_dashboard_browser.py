@@ -8,34 +8,21 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
+from tests.fixtures.browser import ARTIFACTS, CHROMIUM_ARGS, UI_TIMEOUT_MS, free_port
 from tests.fixtures.dashboard import SeededPlant, seeded_plant  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 START_TIMEOUT_S = 60
-UI_TIMEOUT_MS = 30_000
 PAGES = (  # nav label, header, key text that proves the data arrived
     ("Fleet", "Fleet health", "Open alerts"),
     ("Machine", "Machine detail", "Alert history"),
@@ -45,25 +32,9 @@ PAGES = (  # nav label, header, key text that proves the data arrived
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    if not os.path.exists(CHROMIUM):
-        message = f"{CHROMIUM} missing: install Debian's chromium (scripts/ci-packages.sh)"
-        if os.environ.get("CI") or os.environ.get("FOREWARN_REQUIRE_BROWSER"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
-
-
 @pytest.fixture(scope="module")
 def dashboard_url(seeded_plant: SeededPlant) -> Iterator[str]:  # noqa: F811
-    port = _free_port()
+    port = free_port()
     env = os.environ | {"FOREWARN_DB__URL": seeded_plant.url, "FOREWARN_LOG_LEVEL": "WARNING"}
     log_path = ARTIFACTS / "dashboard-server.log"
     ARTIFACTS.mkdir(exist_ok=True)
