@@ -11,5 +11,4 @@ Public surface (everything else is private to the package):
   :func:`simulator.replay.ai4i_messages` - public datasets as machines.
 * :class:`simulator.mqtt.MqttPublisher`, :func:`simulator.mqtt.command_topic` - MQTT output and the
   maintenance-order topic ``{root}/{site}/{machine}/command``.
-* :func:`simulator.bench.bench_simulator` - throughput figures.
 """

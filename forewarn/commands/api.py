@@ -153,9 +153,9 @@ def bench_api_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Seed a scratch schema, serve the API with uvicorn, and load the polling and machine-list endpoints."""
-    from api.bench import bench_api
     from forewarn.cli import _emit, _settings
     from forewarn.storage.db import prepared_database
+    from tools.bench.api import bench_api
 
     settings = _settings()
     with prepared_database(settings) as url:

@@ -19,8 +19,8 @@ def chaos(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Publish a known set while killing ingest and restarting PostgreSQL and the broker; count loss."""
-    from forewarn.chaos import ChaosOptions, run_chaos
     from forewarn.cli import _emit, _settings
+    from tools.chaos import ChaosOptions, run_chaos
 
     _settings()
     result = run_chaos(ChaosOptions(messages=messages, kills=kills, seed=seed, rate=rate))

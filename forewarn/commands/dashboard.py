@@ -75,9 +75,9 @@ def bench_dashboard_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Seed a scratch schema with a week of plant data and time each dashboard page's data load."""
-    from dashboard.bench import bench_dashboard
     from forewarn.cli import _emit, _settings
     from forewarn.storage.db import prepared_database
+    from tools.bench.dashboard import bench_dashboard
 
     settings = _settings()
     with prepared_database(settings) as url:

@@ -65,7 +65,7 @@ def bench_ingest(
     """Bare paho vs naive per-message INSERT vs the ingest pipeline, on one pre-generated set."""
     from forewarn.cli import _settings
     from forewarn.storage.db import database_url
-    from ingest.bench import run_bench
+    from tools.bench.ingest import run_bench
 
     settings = _settings()
     with database_url(settings) as db_url, broker_url(settings) as mqtt_url:

@@ -59,7 +59,7 @@ def bench_timescale_cmd(
 ) -> None:
     """Ingest rate and 7-day roll-up query latency, plain PostgreSQL beside TimescaleDB."""
     from forewarn.cli import _settings
-    from forewarn.storage.bench_rollups import bench_timescale, format_table
+    from tools.bench.timescale import bench_timescale, format_table
 
     _settings()
     result = bench_timescale(

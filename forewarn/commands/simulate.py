@@ -113,7 +113,7 @@ def bench_simulator(
     from forewarn.broker import local_broker
     from forewarn.logs import setup_logging
     from forewarn.settings import load_settings
-    from simulator.bench import bench_simulator as run
+    from tools.bench.simulator import bench_simulator as run
 
     settings = load_settings()
     setup_logging("WARNING")

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from forewarn.chaos import ChaosOptions, fault_plan
+from tools.chaos import ChaosOptions, fault_plan
 
 KEYS = {"published", "stored", "lost", "duplicates", "ingest_kills", "db_restarts",
         "broker_restarts", "seconds"}  # fmt: skip

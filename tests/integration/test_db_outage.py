@@ -23,7 +23,6 @@ import psycopg
 import pytest
 
 from forewarn.broker import free_port, local_broker
-from forewarn.chaos import pg_ctl, stop_postgres
 from forewarn.settings import load_settings
 from forewarn.storage.keys import create_key
 from forewarn.storage.migrate import migrate
@@ -35,6 +34,7 @@ from tests.integration.ingest_support import (
     stored_keys,
     wait_until,
 )
+from tools.chaos import pg_ctl, stop_postgres
 
 pytestmark = pytest.mark.timeout(240)
 logger = logging.getLogger(__name__)

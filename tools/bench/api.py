@@ -24,11 +24,11 @@ import httpx
 import psycopg
 from psycopg.types.json import Jsonb
 
-from api.loadgen import have_wrk, httpx_load, wrk_load
 from forewarn.assets import AssetRegistry, Costs, Line, Machine, MachineType, SensorSpec, Site
 from forewarn.storage.keys import create_key
 from forewarn.storage.migrate import migrate
 from forewarn.storage.registry import upsert_registry
+from tools.loadgen import have_wrk, httpx_load, wrk_load
 
 log = logging.getLogger(__name__)
 # history is mostly closed; about 2% of alerts are still open or acknowledged

@@ -2,7 +2,7 @@
 
 Everything is private to the run (a temporary state dir): an embedded PostgreSQL and a Mosquitto
 with persistence on a free loopback port, so the machine's shared servers are never touched.
-``forewarn ingest`` runs as a child process; a publisher process (:mod:`forewarn.chaos_publish`)
+``forewarn ingest`` runs as a child process; a publisher process (:mod:`tools.chaos_publish`)
 streams ``messages`` readings at QoS 1. At seeded random points of the stream the run SIGKILLs the
 ingest process group ``kills`` times (restarting it with the same client id, so its persistent
 session resumes), restarts PostgreSQL once (``pg_ctl restart -m fast``) and the broker once
@@ -32,12 +32,12 @@ import psycopg
 
 from forewarn.assets import AssetRegistry, Costs, Line, Machine, MachineType, SensorSpec, Site
 from forewarn.broker import find_mosquitto, free_port, mosquitto_config
-from forewarn.chaos_publish import MACHINE_PREFIX, SITE, message_key
 from forewarn.errors import ConfigError
 from forewarn.storage.migrate import migrate
 from forewarn.storage.registry import upsert_registry
 from forewarn.storage.server import embedded_postgres
 from forewarn.supervisor import Child, Supervisor, forewarn_command, wait_until
+from tools.chaos_publish import MACHINE_PREFIX, SITE, message_key
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +251,7 @@ def _run(opts: ChaosOptions, state: Path) -> dict[str, Any]:
                 base = time.time() - 3 * 24 * 3600  # readings stamped in the recent past
                 publisher = sup.start(
                     "publisher",
-                    [sys.executable, "-m", "forewarn.chaos_publish", broker.url,
+                    [sys.executable, "-m", "tools.chaos_publish", broker.url,
                      str(opts.messages), str(opts.machines), str(base), str(rate)],
                 )  # fmt: skip
                 progress = _Progress(publisher)

@@ -1,6 +1,6 @@
 """The chaos run's publisher process: a known message set at QoS 1, resent until the broker acks it.
 
-``python -m forewarn.chaos_publish URL MESSAGES MACHINES BASE_EPOCH RATE`` publishes
+``python -m tools.chaos_publish URL MESSAGES MACHINES BASE_EPOCH RATE`` publishes
 :func:`chaos_messages` at about RATE msg/s and prints ``acked N`` progress lines, then ``done N``.
 A message counts as published only once its PUBACK arrived; one that was not acked (the broker
 was restarting) is published again, so the set reaching the broker is at-least-once and complete.

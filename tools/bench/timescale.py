@@ -28,8 +28,8 @@ from forewarn.contract import Telemetry
 from forewarn.storage.migrate import migrate
 from forewarn.storage.readings import insert_readings
 from forewarn.storage.rollups import refresh_rollups, sensor_rollup
-from forewarn.storage.scratch_server import scratch_postgres
 from forewarn.storage.timescale import timescale_license, timescale_schema
+from tools.scratch_server import scratch_postgres
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from urllib.parse import quote
 
 import psycopg
 
-from dashboard.seed import seed_history
 from forewarn.storage.migrate import migrate
 from forewarn.storage.rollups import refresh_rollups
+from tools.seed import seed_history
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""`forewarn bench ...` implementations, one module per area."""
