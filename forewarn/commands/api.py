@@ -1,4 +1,4 @@
-"""`forewarn api` (HTTP API), `forewarn keys ...`, `forewarn alerts ...` and `forewarn bench api`."""
+"""`forewarn api` (HTTP API), `forewarn keys ...`, `forewarn alerts ...`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-
-from forewarn.commands.bench import bench_app
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys (stored hashed, shown once).")
 alerts_app = typer.Typer(no_args_is_help=True, help="The alert engine.")
@@ -144,29 +142,8 @@ def alerts_thresholds() -> None:
         typer.echo(json.dumps(update_cost_thresholds(conn, settings, datetime.now(UTC)), indent=2))
 
 
-@bench_app.command("api")
-def bench_api_cmd(
-    machines: Annotated[int, typer.Option(help="Machines to seed.")] = 500,
-    alerts: Annotated[int, typer.Option(help="Alerts to seed.")] = 20_000,
-    requests: Annotated[int, typer.Option(help="Requests per endpoint.")] = 20_000,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 8,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
-    """Seed a scratch schema, serve the API with uvicorn, and load the polling and machine-list endpoints."""
-    from forewarn.cli import _emit, _settings
-    from forewarn.storage.db import prepared_database
-    from tools.bench.api import bench_api
-
-    settings = _settings()
-    with prepared_database(settings) as url:
-        result = bench_api(
-            url, machines=machines, alerts=alerts, requests=requests, concurrency=concurrency
-        )
-    _emit(result, as_json, "API benchmark")
-
-
 def register(app: typer.Typer) -> None:
-    """Add `api`, `keys` and `alerts` to the CLI (`bench api` registers on import)."""
+    """Add `api`, `keys` and `alerts` to the CLI."""
     app.command("api")(api)
     app.add_typer(keys_app, name="keys")
     app.add_typer(alerts_app, name="alerts")

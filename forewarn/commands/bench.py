@@ -1,14 +1,174 @@
-"""`forewarn bench ...`: the benchmark group. Each area adds its subcommand to :data:`bench_app`."""
+"""`forewarn bench ...`: every benchmark, registered here and nowhere else.
+
+The implementations live in ``tools/`` (which the product never imports); each command imports its
+tool inside its body, so `forewarn --help` stays fast and loads no tool.
+"""
 
 from __future__ import annotations
 
+import json
+from typing import Annotated, Any
+
 import typer
+
+DEFAULT_TIMESCALE_URL = "postgresql://127.0.0.1:5432/test_timescale"
 
 bench_app = typer.Typer(
     no_args_is_help=True, help="Benchmarks on the configured broker and database."
 )
 
 
+def bench_ingest(
+    messages: Annotated[
+        int, typer.Option("--messages", "-n", min=1000, help="Messages to publish.")
+    ] = 100_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    backlog: Annotated[
+        int, typer.Option(min=100, help="Messages queued at the broker per timed drain.")
+    ] = 10_000,
+) -> None:
+    """Bare paho vs naive per-message INSERT vs the ingest pipeline, on one pre-generated set."""
+    from forewarn.cli import _settings
+    from forewarn.commands.ingest import broker_url
+    from forewarn.storage.db import database_url
+    from tools.bench.ingest import run_bench
+
+    settings = _settings()
+    with database_url(settings) as db_url, broker_url(settings) as mqtt_url:
+        result = run_bench(settings, db_url, mqtt_url, messages, backlog=backlog)
+    _print(result, as_json)
+
+
+def _print(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Ingest benchmark, {result['messages']} messages")
+    table.add_column("pass")
+    table.add_column("msg/s", justify="right")
+    table.add_column("vs pipeline", justify="right")
+    pipe = result["pipeline_msgs_per_s"]
+    for name in ("bare", "naive", "pipeline"):
+        rate = result[f"{name}_msgs_per_s"]
+        table.add_row(name, f"{rate:,.0f}", f"{pipe / rate:.2f}x")
+    Console().print(table)
+    for key in ("stored", "lost", "duplicates", "pipeline_readings_per_s", "ratio_vs_bare",
+                "ratio_vs_naive", "p99_lag_ms"):  # fmt: skip
+        typer.echo(f"{key}: {result[key]}")
+    typer.echo(result["note"])
+
+
+def bench_api_cmd(
+    machines: Annotated[int, typer.Option(help="Machines to seed.")] = 500,
+    alerts: Annotated[int, typer.Option(help="Alerts to seed.")] = 20_000,
+    requests: Annotated[int, typer.Option(help="Requests per endpoint.")] = 20_000,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Seed a scratch schema, serve the API with uvicorn, and load the polling and machine-list endpoints."""
+    from forewarn.cli import _emit, _settings
+    from forewarn.storage.db import prepared_database
+    from tools.bench.api import bench_api
+
+    settings = _settings()
+    with prepared_database(settings) as url:
+        result = bench_api(
+            url, machines=machines, alerts=alerts, requests=requests, concurrency=concurrency
+        )
+    _emit(result, as_json, "API benchmark")
+
+
+def bench_dashboard_cmd(
+    machines: Annotated[int, typer.Option(help="Machines to seed.")] = 500,
+    days: Annotated[float, typer.Option(help="Days of history to seed.")] = 7.0,
+    repeat: Annotated[int, typer.Option(help="Timed loads per page (the median is reported).")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Seed a scratch schema with a week of plant data and time each dashboard page's data load."""
+    from forewarn.cli import _emit, _settings
+    from forewarn.storage.db import prepared_database
+    from tools.bench.dashboard import bench_dashboard
+
+    settings = _settings()
+    with prepared_database(settings) as url:
+        result = bench_dashboard(url, machines=machines, days=days, repeat=repeat)
+    _emit(result, as_json, "Dashboard page loads")
+
+
+def bench_timescale_cmd(
+    timescale_url: Annotated[
+        str,
+        typer.Option(
+            envvar="FOREWARN_TEST_TIMESCALE_URL", help="A database with the timescaledb extension."
+        ),
+    ] = DEFAULT_TIMESCALE_URL,
+    plain_url: Annotated[
+        str | None,
+        typer.Option(help="Plain PostgreSQL to compare (default: a scratch twin of the server)."),
+    ] = None,
+    machines: Annotated[int, typer.Option(help="Machines.")] = 500,
+    days: Annotated[float, typer.Option(help="Days of readings per machine.")] = 7.0,
+    interval_s: Annotated[float, typer.Option(help="Seconds between readings.")] = 600.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Ingest rate and 7-day roll-up query latency, plain PostgreSQL beside TimescaleDB."""
+    from forewarn.cli import _settings
+    from tools.bench.timescale import bench_timescale, format_table
+
+    _settings()
+    result = bench_timescale(
+        timescale_url, plain_url, machines=machines, days=days, interval_s=interval_s
+    )
+    typer.echo(json.dumps(result) if as_json else format_table(result))
+
+
+def bench_simulator(
+    machines: Annotated[int, typer.Option(min=1)] = 1000,
+    sim_hours: Annotated[float, typer.Option("--sim-hours", min=0.1)] = 6.0,
+    mqtt_url: Annotated[
+        str | None, typer.Option("--mqtt-url", help="Broker URL (default: FOREWARN_MQTT__URL).")
+    ] = None,
+    no_mqtt: Annotated[
+        bool, typer.Option("--no-mqtt", help="Only generation and JSON lines.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Messages per second: generation, --jsonl, and MQTT QoS 0/1 (under a unique topic root)."""
+    from contextlib import nullcontext
+
+    from forewarn.broker import local_broker
+    from forewarn.logs import setup_logging
+    from forewarn.settings import load_settings
+    from tools.bench.simulator import bench_simulator as run
+
+    settings = load_settings()
+    setup_logging("WARNING")
+    url = mqtt_url or settings.mqtt.url
+    ctx = nullcontext(url) if url or no_mqtt else local_broker(settings.state_dir)
+    with ctx as broker:
+        result = run(machines, sim_hours, mqtt_url=None if no_mqtt else broker)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Simulator, {machines} machines, {sim_hours:g} simulated hours")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for k, v in result.items():
+        table.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
+    Console().print(table)
+
+
 def register(app: typer.Typer) -> None:
-    """Mount the `bench` group (areas register their subcommands on ``bench_app`` at import)."""
+    """Mount the `bench` group with its subcommands."""
+    bench_app.command("ingest")(bench_ingest)
+    bench_app.command("api")(bench_api_cmd)
+    bench_app.command("simulator")(bench_simulator)
+    bench_app.command("dashboard")(bench_dashboard_cmd)
+    bench_app.command("timescale")(bench_timescale_cmd)
     app.add_typer(bench_app, name="bench")

@@ -1,4 +1,4 @@
-"""`forewarn dashboard` (the Streamlit app) and `forewarn bench dashboard` (page-load timings)."""
+"""`forewarn dashboard` (the Streamlit app)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from forewarn.commands.bench import bench_app
 
 STOP_TIMEOUT_S = 10.0
 
@@ -67,24 +65,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> int:
         return proc.wait()
 
 
-@bench_app.command("dashboard")
-def bench_dashboard_cmd(
-    machines: Annotated[int, typer.Option(help="Machines to seed.")] = 500,
-    days: Annotated[float, typer.Option(help="Days of history to seed.")] = 7.0,
-    repeat: Annotated[int, typer.Option(help="Timed loads per page (the median is reported).")] = 3,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
-    """Seed a scratch schema with a week of plant data and time each dashboard page's data load."""
-    from forewarn.cli import _emit, _settings
-    from forewarn.storage.db import prepared_database
-    from tools.bench.dashboard import bench_dashboard
-
-    settings = _settings()
-    with prepared_database(settings) as url:
-        result = bench_dashboard(url, machines=machines, days=days, repeat=repeat)
-    _emit(result, as_json, "Dashboard page loads")
-
-
 def register(app: typer.Typer) -> None:
-    """Add `dashboard` to the CLI (`bench dashboard` registers on import)."""
+    """Add `dashboard` to the CLI."""
     app.command("dashboard")(dashboard)

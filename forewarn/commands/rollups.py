@@ -1,4 +1,4 @@
-"""`forewarn maintain` (roll-up refresh + retention, once or periodically) and `forewarn bench timescale`."""
+"""`forewarn maintain` (roll-up refresh + retention, once or periodically)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,6 @@ import threading
 from typing import Annotated
 
 import typer
-
-from forewarn.commands.bench import bench_app
-
-DEFAULT_TIMESCALE_URL = "postgresql://127.0.0.1:5432/test_timescale"
 
 
 def maintain(
@@ -40,34 +36,6 @@ def maintain(
         maintenance_loop(lambda: connect(url), settings, stop, interval_s=every)
 
 
-@bench_app.command("timescale")
-def bench_timescale_cmd(
-    timescale_url: Annotated[
-        str,
-        typer.Option(
-            envvar="FOREWARN_TEST_TIMESCALE_URL", help="A database with the timescaledb extension."
-        ),
-    ] = DEFAULT_TIMESCALE_URL,
-    plain_url: Annotated[
-        str | None,
-        typer.Option(help="Plain PostgreSQL to compare (default: a scratch twin of the server)."),
-    ] = None,
-    machines: Annotated[int, typer.Option(help="Machines.")] = 500,
-    days: Annotated[float, typer.Option(help="Days of readings per machine.")] = 7.0,
-    interval_s: Annotated[float, typer.Option(help="Seconds between readings.")] = 600.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
-    """Ingest rate and 7-day roll-up query latency, plain PostgreSQL beside TimescaleDB."""
-    from forewarn.cli import _settings
-    from tools.bench.timescale import bench_timescale, format_table
-
-    _settings()
-    result = bench_timescale(
-        timescale_url, plain_url, machines=machines, days=days, interval_s=interval_s
-    )
-    typer.echo(json.dumps(result) if as_json else format_table(result))
-
-
 def register(app: typer.Typer) -> None:
-    """Add `maintain` to the CLI (`bench timescale` registers on import)."""
+    """Add `maintain` to the CLI."""
     app.command("maintain")(maintain)

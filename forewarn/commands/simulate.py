@@ -98,47 +98,7 @@ def _output(
     return sink, root
 
 
-def bench_simulator(
-    machines: Annotated[int, typer.Option(min=1)] = 1000,
-    sim_hours: Annotated[float, typer.Option("--sim-hours", min=0.1)] = 6.0,
-    mqtt_url: MqttUrl = None,
-    no_mqtt: Annotated[
-        bool, typer.Option("--no-mqtt", help="Only generation and JSON lines.")
-    ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
-    """Messages per second: generation, --jsonl, and MQTT QoS 0/1 (under a unique topic root)."""
-    from contextlib import nullcontext
-
-    from forewarn.broker import local_broker
-    from forewarn.logs import setup_logging
-    from forewarn.settings import load_settings
-    from tools.bench.simulator import bench_simulator as run
-
-    settings = load_settings()
-    setup_logging("WARNING")
-    url = mqtt_url or settings.mqtt.url
-    ctx = nullcontext(url) if url or no_mqtt else local_broker(settings.state_dir)
-    with ctx as broker:
-        result = run(machines, sim_hours, mqtt_url=None if no_mqtt else broker)
-    if as_json:
-        typer.echo(json.dumps(result))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"Simulator, {machines} machines, {sim_hours:g} simulated hours")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for k, v in result.items():
-        table.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
-    Console().print(table)
-
-
 def register(app: typer.Typer) -> None:
-    from forewarn.commands.bench import bench_app
-
-    bench_app.command("simulator")(bench_simulator)
     sim = typer.Typer(
         help="Simulate a factory, or replay a public dataset, over MQTT or to JSON lines."
     )

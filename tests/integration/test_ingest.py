@@ -9,13 +9,13 @@ import urllib.request
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
-from urllib.parse import quote
 
 import psycopg
 import pytest
 
 from forewarn.broker import free_port
 from forewarn.contract import Reason, encode, topic_for
+from forewarn.storage.schemas import schema_of, schema_url
 from tests.factories import make_event, make_telemetry
 from tests.integration.ingest_support import (
     SITE,
@@ -167,17 +167,13 @@ def test_database_outage_loses_nothing(
     """The worker's own role loses its connections and its login; other sessions are untouched."""
     machines = seed(db_url, machines=5)
     role = f"ingest_{uuid.uuid4().hex[:10]}"
-    schema = db_url.rsplit("search_path%3D", 1)[1]
+    schema = schema_of(db_url)
     with psycopg.connect(pg_server_url, autocommit=True) as admin:
         admin.execute(f"create role {role} login")
         admin.execute(f"grant usage on schema {schema} to {role}")
         admin.execute(f"grant all on all tables in schema {schema} to {role}")
         admin.execute(f"grant all on all sequences in schema {schema} to {role}")
-    sep = "&" if "?" in pg_server_url else "?"
-    role_url = (
-        pg_server_url.replace("://", f"://{role}@", 1)
-        + f"{sep}options={quote(f'-csearch_path={schema}')}"
-    )
+    role_url = schema_url(pg_server_url.replace("://", f"://{role}@", 1), schema)
     settings = worker_settings(topic_root)
     first = good_messages(topic_root, machines, 300)
     during = good_messages(topic_root, machines, 300, first_seq=1000)

@@ -16,13 +16,13 @@ import pytest
 from psycopg import sql
 
 from forewarn.errors import StorageError
+from forewarn.storage.schemas import schema_url as with_schema
 from forewarn.storage.timescale import (
     enable_hypertables,
     timescale_available,
     timescale_license,
     timescale_schema,
 )
-from tests.fixtures.db import with_schema
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HOURS = 72  # three whole days of hourly rows per machine

@@ -18,7 +18,6 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import psycopg
@@ -28,6 +27,7 @@ from forewarn.assets import AssetRegistry, Costs, Line, Machine, MachineType, Se
 from forewarn.storage.keys import create_key
 from forewarn.storage.migrate import migrate
 from forewarn.storage.registry import upsert_registry
+from forewarn.storage.schemas import temporary_schema
 from tools.loadgen import have_wrk, httpx_load, wrk_load
 
 log = logging.getLogger(__name__)
@@ -37,11 +37,6 @@ WARMUP_S = 2.0
 WORKERS = 2  # uvicorn processes sharing one listening socket; one per core here
 STATUSES = ("resolved",) * 70 + ("dismissed",) * 28 + ("acknowledged", "open")
 SEVERITIES = ("low", "medium", "high", "critical")
-
-
-def _with_schema(url: str, schema: str) -> str:
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
 
 
 def seed(url: str, *, machines: int, alerts: int, seed: int = 7) -> None:
@@ -252,43 +247,40 @@ def bench_api(
             " whose own CPU per request caps the rate: the figures are the client's, not the server's",
             file=sys.stderr,
         )
-    schema = f"bench_api_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"create schema {schema}")
-    surl = _with_schema(url, schema)
     server: Server | None = None
     load_avg = []
-    try:
-        t0 = time.perf_counter()
-        seed(surl, machines=machines, alerts=alerts)
-        with psycopg.connect(surl) as conn:
-            key = create_key(conn, f"bench-{schema}", "maintenance")
-        seed_s = time.perf_counter() - t0
-        rnd = random.Random(1)
-        lo = max(0, alerts - poll_lag)
-        polls = [
-            f"/v1/alerts/changes?cursor={rnd.randint(lo, alerts)}&limit={poll_limit}"
-            for _ in range(min(requests, 1000))
-        ]
-        lists = ["/v1/machines"]
-        runs: dict[str, dict[str, Any]] = {}
-        for name, code, n_workers, paths in (
-            ("one_worker", SERVER, 1, polls),
-            ("poll", SERVER, workers, polls),
-            ("machine_list", SERVER, workers, lists),
-            ("bare_fastapi", BARE_SERVER, workers, polls),
-        ):
-            server = Server(code, surl, n_workers)
-            _load(server, key, paths, duration_s=WARMUP_S, concurrency=concurrency)
-            load_avg.append(os.getloadavg()[0])
-            runs[name] = _load(server, key, paths, duration_s=duration_s, concurrency=concurrency)
-            server.stop()
-            server = None
-    finally:
-        if server is not None:
-            server.stop()
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"drop schema if exists {schema} cascade")
+    with temporary_schema(url, "bench_api") as surl:
+        try:
+            t0 = time.perf_counter()
+            seed(surl, machines=machines, alerts=alerts)
+            with psycopg.connect(surl) as conn:
+                key = create_key(conn, f"bench-{uuid.uuid4().hex[:8]}", "maintenance")
+            seed_s = time.perf_counter() - t0
+            rnd = random.Random(1)
+            lo = max(0, alerts - poll_lag)
+            polls = [
+                f"/v1/alerts/changes?cursor={rnd.randint(lo, alerts)}&limit={poll_limit}"
+                for _ in range(min(requests, 1000))
+            ]
+            lists = ["/v1/machines"]
+            runs: dict[str, dict[str, Any]] = {}
+            for name, code, n_workers, paths in (
+                ("one_worker", SERVER, 1, polls),
+                ("poll", SERVER, workers, polls),
+                ("machine_list", SERVER, workers, lists),
+                ("bare_fastapi", BARE_SERVER, workers, polls),
+            ):
+                server = Server(code, surl, n_workers)
+                _load(server, key, paths, duration_s=WARMUP_S, concurrency=concurrency)
+                load_avg.append(os.getloadavg()[0])
+                runs[name] = _load(
+                    server, key, paths, duration_s=duration_s, concurrency=concurrency
+                )
+                server.stop()
+                server = None
+        finally:
+            if server is not None:
+                server.stop()
     poll = runs["poll"]
     return {
         **poll,

@@ -34,7 +34,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -44,8 +43,8 @@ from psycopg.types.json import Jsonb
 from forewarn.assets import AssetRegistry, Costs, Line, Machine, MachineType, SensorSpec, Site
 from forewarn.contract import Telemetry, encode, topic_for
 from forewarn.settings import Settings
-from forewarn.storage.migrate import migrate
 from forewarn.storage.registry import upsert_registry
+from forewarn.storage.schemas import temporary_schema
 from ingest.pipeline import CommitInfo
 from ingest.service import RECEIVE_MAXIMUM, broker_address, connect_properties, run_ingest
 
@@ -385,14 +384,8 @@ def run_bench(
     settings: Settings, db_url: str, mqtt_url: str, messages: int, *, backlog: int = BACKLOG
 ) -> dict[str, Any]:
     """Run the three passes in a throwaway schema of ``db_url``; return the result keys."""
-    schema = f"forewarn_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute(f"create schema {schema}")
-    sep = "&" if "?" in db_url else "?"
-    url = f"{db_url}{sep}options={quote(f'-csearch_path={schema}')}"
-    try:
+    with temporary_schema(db_url, "forewarn_bench") as url:
         with psycopg.connect(url) as conn:
-            migrate(conn)
             upsert_registry(conn, bench_registry())
             conn.commit()
         msgs = make_messages(messages)
@@ -419,9 +412,6 @@ def run_bench(
         p99 = p99_ms(committed.lags_s)
         log.info("bench: p99 lag %.0f ms", p99)
         stored, lost, dups = compare(url, msgs)
-    finally:
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            conn.execute(f"drop schema if exists {schema} cascade")
     return {
         "messages": messages,
         "stored": stored,

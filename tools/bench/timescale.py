@@ -15,7 +15,6 @@ import logging
 import random
 import statistics
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,9 +24,9 @@ import psycopg
 from psycopg import sql
 
 from forewarn.contract import Telemetry
-from forewarn.storage.migrate import migrate
 from forewarn.storage.readings import insert_readings
 from forewarn.storage.rollups import refresh_rollups, sensor_rollup
+from forewarn.storage.schemas import temporary_schema
 from forewarn.storage.timescale import timescale_license, timescale_schema
 from tools.scratch_server import scratch_postgres
 
@@ -35,11 +34,6 @@ log = logging.getLogger(__name__)
 
 SENSORS = ("vibration_rms", "bearing_temp", "flow", "pressure", "current", "speed", "oil", "noise")
 END = datetime(2026, 1, 8, tzinfo=UTC)
-
-
-def _schema_url(url: str, schema: str) -> str:
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options=-csearch_path%3D{schema}"
 
 
 def _batches(
@@ -109,19 +103,8 @@ def _size_mb(conn: psycopg.Connection, table: str) -> float:
 @contextlib.contextmanager
 def _scratch_schema(url: str) -> Iterator[psycopg.Connection]:
     """A connection to a new migrated schema on ``url``, dropped with everything in it afterwards."""
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
-    try:
-        with psycopg.connect(_schema_url(url, schema)) as conn:
-            migrate(conn)
-            conn.commit()
-            yield conn
-    finally:
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema))
-            )
+    with temporary_schema(url, "bench") as surl, psycopg.connect(surl) as conn:
+        yield conn
 
 
 def _describe(conn: psycopg.Connection) -> str:
