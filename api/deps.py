@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import psycopg
 from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from forewarn.clock import now_on
 from forewarn.settings import Settings
 from forewarn.storage.keys import ApiKey
 
@@ -42,8 +43,10 @@ async def _caller(request: Request) -> ApiKey:
     return key
 
 
-async def _now() -> datetime:
-    return datetime.now(UTC)
+def _now(request: Request, conn: Annotated[psycopg.Connection, Depends(_conn)]) -> datetime:
+    # the plant's clock (forewarn.clock), read on the request's own connection
+    settings: Settings = request.app.state.settings
+    return now_on(conn, settings.clock)
 
 
 async def _publish(request: Request) -> Publish | None:

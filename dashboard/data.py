@@ -17,6 +17,7 @@ import streamlit as st
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
+from forewarn.actions import STATUS_OF_VERB
 from forewarn.errors import ConfigError
 from forewarn.settings import load_settings
 from forewarn.storage import alerts as alert_store
@@ -188,10 +189,10 @@ def _pool(url: str) -> ConnectionPool:
 def plant_now(url: str) -> datetime:
     """The plant's clock (its newest reading, never ahead of the wall clock): windows end here, so
     a replayed or accelerated plant shows its own last week, not the wall clock's."""
-    from forewarn.storage.readings import plant_clock
+    from forewarn.clock import now_on
 
     with _pool(url).connection() as conn:
-        return plant_clock(conn, datetime.now(UTC))
+        return now_on(conn, load_settings().clock)
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
@@ -240,6 +241,18 @@ def verify_key(url: str, key: str) -> keys.ApiKey | None:
         return keys.lookup_key(conn, key.strip())
 
 
+@st.cache_resource(show_spinner=False)
+def _order_publisher() -> Any:
+    """The dashboard's MQTT publisher of maintenance orders (None without a broker URL)."""
+    from forewarn.orders import mqtt_publisher
+
+    settings = load_settings()
+    if settings.mqtt.url is None:
+        return None
+    publish, _close = mqtt_publisher(settings, name="dashboard-orders")
+    return publish
+
+
 def change_alert(
     url: str,
     alert_id: int,
@@ -251,31 +264,35 @@ def change_alert(
     action: str | None = None,
     note: str = "",
 ) -> dict[str, Any]:
-    """Acknowledge, resolve (recording the maintenance done) or dismiss one alert, as the API does.
+    """Acknowledge, resolve (recording the maintenance done) or dismiss one alert.
 
-    Uses the alert store's transition (audited, webhook outbox, change cursor) in one transaction,
-    then drops cached alert and fleet data so every page shows the new state.
+    The one alert action (:func:`forewarn.actions.act_on_alert`) the API and CLI use: one
+    transaction at plant time, then a resolve's maintenance order goes to the plant. Cached alert,
+    fleet and machine data are dropped so every page shows the new state.
     """
-    now = datetime.now(UTC)
-    detail = (
-        {"action": action, "note": note, "via": "dashboard"} if action else {"via": "dashboard"}
+    from forewarn.actions import AlertAction, act_on_alert
+
+    verb = {v: k for k, v in STATUS_OF_VERB.items()}[to_status]
+    settings = load_settings()
+    act = AlertAction(
+        verb,  # type: ignore[arg-type]
+        actor,
+        reason=reason,
+        maintenance=action,
+        note=note,
+        expected_version=expected_version,
+        via="dashboard",
     )
-    with _pool(url).connection() as conn, conn.transaction():
-        alert, changed = alert_store.transition(
+    with _pool(url).connection() as conn:
+        result = act_on_alert(
             conn,
             alert_id,
-            to_status,
-            actor=actor,
-            reason=reason,
-            now=now,
-            detail=detail,
-            expected_version=expected_version,
+            act,
+            topic_root=settings.mqtt.topic_root,
+            publish=_order_publisher(),
+            clock=settings.clock,
         )
-        if changed and to_status == "resolved" and action:
-            alert_store.insert_maintenance_event(
-                conn, alert, kind=action, actor=actor, note=note, now=now
-            )
     alerts.clear()
     fleet_health.clear()
     machine_detail.clear()
-    return alert
+    return result.alert

@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     )
     factory: Path | None = Field(default=None, description="factory config (TOML); default ships")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    clock: Literal["plant", "wall"] = Field(
+        default="plant",
+        description="plant time: the newest reading (never ahead of the wall clock), or the wall clock",
+    )
     db: DbSettings = DbSettings()
     mqtt: MqttSettings = MqttSettings()
     ingest: IngestSettings = IngestSettings()

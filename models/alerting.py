@@ -10,15 +10,15 @@ import logging
 import math
 import threading
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
 
+from forewarn.clock import now_on
 from forewarn.health import LoopHealth
 from forewarn.settings import Settings
 from forewarn.storage import alerts as store
-from forewarn.storage.readings import plant_clock
 from forewarn.storage.registry import load_registry
 from models import policy
 
@@ -179,7 +179,7 @@ def run_alerting_loop(
     from forewarn.webhooks import deliver_pending
 
     def step(conn: psycopg.Connection) -> int:
-        raised = run_alerting_once(conn, settings, plant_clock(conn, datetime.now(UTC)))
+        raised = run_alerting_once(conn, settings, now_on(conn, settings.clock))
         if webhook_client is not None:
             deliver_pending(conn, webhook_client)
         return raised

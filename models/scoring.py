@@ -233,8 +233,13 @@ def _score_online(
     if drift:
         state.drift_events += drift
         conn.execute(
-            "insert into audit_log (actor, action, target, detail) values ('scoring', 'drift', %s, %s)",
-            (type_id, Jsonb({"detectors": drift, "summary": model.summary()})),
+            "insert into audit_log (at, actor, action, target, detail)"
+            " values (%s, 'scoring', 'drift', %s, %s)",
+            (
+                new["ts"].max().to_pydatetime(),
+                type_id,
+                Jsonb({"detectors": drift, "summary": model.summary()}),
+            ),
         )
     return _insert_predictions(conn, rows)
 

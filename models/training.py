@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 from sklearn.metrics import average_precision_score
 
 from forewarn.assets import MachineType
+from forewarn.clock import now_on
 from forewarn.errors import StorageUnavailable
 from forewarn.settings import Settings
 from forewarn.storage.readings import latest_reading_time
@@ -206,7 +207,9 @@ def retrain_reason(
     Due on schedule ``every_s`` after the newest model version, or earlier when a drift detector
     fired since then, but never within ``min_gap_s`` of it (detectors fire in bursts).
     """
-    row = conn.execute("select max(created_at) from model_versions").fetchone()
+    # plant time: a version counts from the end of its training window, not from its wall-clock
+    # creation, so an accelerated or replayed plant retrains on its own schedule
+    row = conn.execute("select max(coalesce(train_to, created_at)) from model_versions").fetchone()
     last = None if row is None else row[0]
     if last is None:
         return "schedule"
@@ -237,7 +240,7 @@ def run_retrain_loop(
         try:
             with connect(url, autocommit=True) as conn:
                 reason = retrain_reason(
-                    conn, every_s=every_s, min_gap_s=min_gap_s, now=datetime.now(UTC)
+                    conn, every_s=every_s, min_gap_s=min_gap_s, now=now_on(conn, settings.clock)
                 )
                 if reason is not None:
                     results = train_from_db(

@@ -33,8 +33,18 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from forewarn.contract import MAINTENANCE_KINDS
 from forewarn.errors import ForewarnError
+from forewarn.orders import command_payload, command_topic
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "Command",
+    "MqttPublisher",
+    "Stopped",
+    "command_payload",
+    "command_topic",
+    "parse_command",
+]
 
 WINDOW = 2_000  # messages not yet acknowledged (QoS 1) or written (QoS 0) before send() waits
 RECONNECT_MIN_S = 1
@@ -46,16 +56,6 @@ STOP_FLUSH_S = 5.0  # ... or this long when stopping (SIGTERM gives us 20 s befo
 
 class Stopped(ForewarnError):
     """Publishing was stopped while waiting for the broker."""
-
-
-def command_topic(site: str, machine: str, root: str = "forewarn/v1") -> str:
-    """The topic a maintenance order for ``machine`` is published on."""
-    return f"{root}/{site}/{machine}/command"
-
-
-def command_payload(action: str, alert_id: int | None = None) -> bytes:
-    """A maintenance order as the simulator expects it."""
-    return json.dumps({"action": action, "alert_id": alert_id}, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from api.schemas import (
     Status,
 )
 from api.timeparams import TimeParam, check_time
+from forewarn.actions import AlertAction, apply_action, publish_order
 from forewarn.errors import NotFound
 from forewarn.storage import alerts as store
 
@@ -120,14 +121,16 @@ def _change(
     conn: Any,
     caller: Any,
     now: Any,
+    settings: Any,
+    publish: Any,
     alert_id: int,
     op: str,
-    to_status: str,
+    action: AlertAction,
     body: AckRequest | ResolveRequest | DismissRequest,
     idem: str | None,
-    reason: str,
-) -> tuple[JSONResponse | Alert, dict[str, Any] | None]:
-    """Apply a transition in one transaction, replaying a stored response for a reused key."""
+) -> JSONResponse | Alert:
+    """Apply an action (forewarn.actions) in one transaction with the idempotency record, then
+    publish its maintenance order; a reused key replays the stored response."""
     rhash = _request_hash(alert_id, op, body)
     with conn.transaction():
         if idem is not None:
@@ -143,32 +146,18 @@ def _change(
             if stored is not None:
                 if stored[0] != rhash:
                     raise HTTPException(422, "Idempotency-Key was used for a different request")
-                return JSONResponse(stored[2], status_code=stored[1]), None
-        detail: dict[str, Any] = {}
-        if isinstance(body, ResolveRequest):
-            detail = {"action": body.action, "note": body.note}
-        alert, changed = store.transition(
-            conn,
-            alert_id,
-            to_status,
-            actor=caller.name,
-            reason=reason,
-            now=now,
-            detail=detail,
-            expected_version=body.expected_version,
-        )
-        if changed and isinstance(body, ResolveRequest):
-            store.insert_maintenance_event(
-                conn, alert, kind=body.action, actor=caller.name, note=body.note, now=now
-            )
-        out = Alert(**alert)
+                return JSONResponse(stored[2], status_code=stored[1])
+        result = apply_action(conn, alert_id, action, now=now, topic_root=settings.mqtt.topic_root)
+        out = Alert(**result.alert)
         if idem is not None:
             conn.execute(
                 "insert into idempotency_keys (api_key_id, key, request_hash, status_code, response)"
                 " values (%s, %s, %s, 200, %s)",
                 (caller.id, idem, rhash, json.dumps(out.model_dump(mode="json"))),
             )
-    return out, (alert if changed else None)
+    conn.commit()  # the order goes out only once the resolution is durable
+    publish_order(result, publish)
+    return out
 
 
 @router.post("/{alert_id}/acknowledge", response_model=Alert, responses=CHANGE_ERRORS)
@@ -176,13 +165,17 @@ def acknowledge(
     conn: Conn,
     caller: Caller,
     now: Now,
+    settings: SettingsDep,
+    publish: PublishDep,
     alert_id: AlertId,
     body: AckRequest,
     idem: IdempotencyKey = None,
 ) -> JSONResponse | Alert:
     """Acknowledge an open alert (idempotent: acknowledging twice changes nothing)."""
-    out, _ = _change(conn, caller, now, alert_id, "ack", "acknowledged", body, idem, body.reason)
-    return out
+    action = AlertAction(
+        "acknowledge", caller.name, reason=body.reason, expected_version=body.expected_version
+    )
+    return _change(conn, caller, now, settings, publish, alert_id, "ack", action, body, idem)
 
 
 @router.post("/{alert_id}/resolve", response_model=Alert, responses=CHANGE_ERRORS)
@@ -197,24 +190,15 @@ def resolve(
     idem: IdempotencyKey = None,
 ) -> JSONResponse | Alert:
     """Resolve with the maintenance done: stores a maintenance event and sends a maintenance order."""
-    out, changed = _change(
-        conn, caller, now, alert_id, "resolve", "resolved", body, idem, body.note or body.action
+    action = AlertAction(
+        "resolve",
+        caller.name,
+        reason=body.note or body.action,
+        maintenance=body.action,
+        note=body.note,
+        expected_version=body.expected_version,
     )
-    if changed is not None and publish is not None:
-        _send_order(conn, settings.mqtt.topic_root, publish, changed, body.action)
-    return out
-
-
-def _send_order(conn: Any, root: str, publish: Any, alert: dict[str, Any], action: str) -> None:
-    row = conn.execute(
-        "select site_id from machines where id = %s", (alert["machine_id"],)
-    ).fetchone()
-    topic = f"{root}/{row[0]}/{alert['machine_id']}/command"
-    payload = json.dumps({"action": action, "alert_id": alert["id"]}).encode()
-    try:
-        publish(topic, payload)
-    except Exception:  # the event is stored; a broker hiccup must not fail the resolution
-        log.exception("could not publish the maintenance order for alert %s", alert["id"])
+    return _change(conn, caller, now, settings, publish, alert_id, "resolve", action, body, idem)
 
 
 @router.post("/{alert_id}/dismiss", response_model=Alert, responses=CHANGE_ERRORS)
@@ -222,10 +206,14 @@ def dismiss(
     conn: Conn,
     caller: Caller,
     now: Now,
+    settings: SettingsDep,
+    publish: PublishDep,
     alert_id: AlertId,
     body: DismissRequest,
     idem: IdempotencyKey = None,
 ) -> JSONResponse | Alert:
     """Dismiss as a false alarm, with a reason."""
-    out, _ = _change(conn, caller, now, alert_id, "dismiss", "dismissed", body, idem, body.reason)
-    return out
+    action = AlertAction(
+        "dismiss", caller.name, reason=body.reason, expected_version=body.expected_version
+    )
+    return _change(conn, caller, now, settings, publish, alert_id, "dismiss", action, body, idem)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
+from forewarn.clock import now_on, wall_now
+
 keys_app = typer.Typer(no_args_is_help=True, help="API keys (stored hashed, shown once).")
-alerts_app = typer.Typer(no_args_is_help=True, help="The alert engine.")
+alerts_app = typer.Typer(
+    no_args_is_help=True, help="The alert engine; act on an alert (acknowledge, resolve, dismiss)."
+)
 Role = Annotated[str, typer.Option("--role", help="viewer, operator, maintenance or admin.")]
 
 
@@ -23,8 +26,8 @@ def api(
     import uvicorn
 
     from api.app import create_app
-    from api.mqtt import mqtt_publisher
     from forewarn.cli import _settings
+    from forewarn.orders import mqtt_publisher
     from forewarn.storage.db import open_pool, prepared_database
 
     settings = _settings()
@@ -83,7 +86,7 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="Name of the key.")]) -
     from forewarn.storage.keys import audit, revoke_key
 
     with prepared_database(_settings()) as url, connect(url) as conn:
-        if not revoke_key(conn, name, now=datetime.now(UTC)):
+        if not revoke_key(conn, name, now=wall_now()):
             raise NotFound(f"no active key named {name!r}")
         audit(conn, "cli", "key.revoke", name)
 
@@ -108,7 +111,7 @@ def alerts_run(
     with prepared_database(settings) as url, httpx.Client(timeout=5.0) as client:
         if once:
             with connect(url, autocommit=True) as conn:
-                raised = run_alerting_once(conn, settings, datetime.now(UTC))
+                raised = run_alerting_once(conn, settings, now_on(conn, settings.clock))
                 delivered, failed = deliver_pending(conn, client)
             typer.echo(
                 json.dumps(
@@ -139,7 +142,8 @@ def alerts_thresholds() -> None:
 
     settings = _settings()
     with prepared_database(settings) as url, connect(url) as conn:
-        typer.echo(json.dumps(update_cost_thresholds(conn, settings, datetime.now(UTC)), indent=2))
+        now = now_on(conn, settings.clock)
+        typer.echo(json.dumps(update_cost_thresholds(conn, settings, now), indent=2))
 
 
 def register(app: typer.Typer) -> None:
@@ -147,3 +151,66 @@ def register(app: typer.Typer) -> None:
     app.command("api")(api)
     app.add_typer(keys_app, name="keys")
     app.add_typer(alerts_app, name="alerts")
+
+
+def _act(alert_id: int, verb: str, actor: str, **kw: str) -> None:
+    """Act on an alert from the command line through the one action function, then print it."""
+    from forewarn.actions import AlertAction, act_on_alert
+    from forewarn.cli import _settings
+    from forewarn.orders import mqtt_publisher
+    from forewarn.storage.alerts import jsonable
+    from forewarn.storage.db import connect, prepared_database
+
+    settings = _settings()
+    with prepared_database(settings) as url, connect(url) as conn:
+        publish, close = (
+            mqtt_publisher(settings, name="cli-orders") if settings.mqtt.url else (None, None)
+        )
+        try:
+            action = AlertAction(verb, actor, via="cli", **kw)  # type: ignore[arg-type]
+            result = act_on_alert(
+                conn,
+                alert_id,
+                action,
+                topic_root=settings.mqtt.topic_root,
+                publish=publish,
+                clock=settings.clock,
+            )
+        finally:
+            if close is not None:
+                close()
+    typer.echo(json.dumps(jsonable(result.alert), default=str))
+
+
+Actor = Annotated[str, typer.Option("--actor", help="Who acts (recorded in the audit trail).")]
+
+
+@alerts_app.command("ack")
+def alerts_ack(
+    alert_id: Annotated[int, typer.Argument(min=1)],
+    actor: Actor = "cli",
+    reason: Annotated[str, typer.Option(help="Note.")] = "",
+) -> None:
+    """Acknowledge an open alert."""
+    _act(alert_id, "acknowledge", actor, reason=reason)
+
+
+@alerts_app.command("resolve")
+def alerts_resolve(
+    alert_id: Annotated[int, typer.Argument(min=1)],
+    action: Annotated[str, typer.Option("--action", help="inspection, preventive or repair.")],
+    actor: Actor = "cli",
+    note: Annotated[str, typer.Option(help="What was done.")] = "",
+) -> None:
+    """Resolve an alert with the maintenance done; the plant receives the maintenance order."""
+    _act(alert_id, "resolve", actor, maintenance=action, note=note, reason=note or action)
+
+
+@alerts_app.command("dismiss")
+def alerts_dismiss(
+    alert_id: Annotated[int, typer.Argument(min=1)],
+    reason: Annotated[str, typer.Option("--reason", help="Why this is a false alarm.")],
+    actor: Actor = "cli",
+) -> None:
+    """Dismiss an alert as a false alarm."""
+    _act(alert_id, "dismiss", actor, reason=reason)

@@ -249,7 +249,14 @@ def escalate_due(conn: Connection, *, now: datetime, after_s: float) -> list[int
 
 
 def insert_maintenance_event(
-    conn: Connection, alert: dict[str, Any], *, kind: str, actor: str, note: str, now: datetime
+    conn: Connection,
+    alert: dict[str, Any],
+    *,
+    kind: str,
+    actor: str,
+    note: str,
+    now: datetime,
+    source: str = "api",
 ) -> None:
     """Record the maintenance that resolved an alert, as a machine event (a label for models).
 
@@ -264,9 +271,17 @@ def insert_maintenance_event(
             now,
             alert["mode"],
             kind,
-            Jsonb({"alert_id": alert["id"], "actor": actor, "note": note, "source": "api"}),
+            Jsonb({"alert_id": alert["id"], "actor": actor, "note": note, "source": source}),
         ),
     )
+
+
+def machine_site(conn: Connection, machine_id: str) -> str:
+    """The site a machine belongs to (the maintenance order's topic needs it)."""
+    row = conn.execute("select site_id from machines where id = %s", (machine_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"machine {machine_id!r} does not exist")
+    return str(row[0])
 
 
 def get_alert(conn: Connection, alert_id: int) -> dict[str, Any] | None:

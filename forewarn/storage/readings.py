@@ -93,13 +93,3 @@ def latest_reading_time(conn: Connection) -> datetime | None:
     """The newest reading's event time (None on an empty plant)."""
     row = conn.execute("select max(ts) from readings").fetchone()
     return None if row is None else row[0]
-
-
-def plant_clock(conn: Connection, wall_now: datetime) -> datetime:
-    """The plant's "now": its newest reading's event time, never ahead of the wall clock.
-
-    Staleness and escalation are judged on it, so a replayed or accelerated plant (whose event
-    times are not the wall clock's) behaves like a live one.
-    """
-    latest = latest_reading_time(conn)
-    return wall_now if latest is None else min(latest, wall_now)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 from datetime import timedelta
@@ -10,6 +9,7 @@ from datetime import timedelta
 import psycopg
 from psycopg.types.json import Jsonb
 
+from forewarn.orders import command_payload
 from forewarn.storage import alerts as store
 from models.alerting import run_alerting_loop, run_alerting_once, update_cost_thresholds
 from tests.factories import T0
@@ -112,7 +112,7 @@ def test_alert_raised_from_predictions_polled_acknowledged_resolved(api_env: Api
     assert env.published == [
         (
             f"forewarn/v1/s1/{M}/command",
-            json.dumps({"action": "preventive", "alert_id": aid}).encode(),
+            command_payload("preventive", aid),
         )
     ]
     detail = c.get(f"/v1/alerts/{aid}", headers=env.h("viewer")).json()

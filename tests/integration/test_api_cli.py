@@ -10,8 +10,8 @@ import paho.mqtt.client as mqtt
 import psycopg
 from typer.testing import CliRunner
 
-from api.mqtt import mqtt_publisher
 from forewarn.cli import app
+from forewarn.orders import mqtt_publisher
 from forewarn.settings import load_settings
 from forewarn.storage import alerts as store
 from tests.factories import T0
