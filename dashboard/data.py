@@ -24,6 +24,7 @@ from forewarn.storage import alerts as alert_store
 from forewarn.storage import aliases, fleet, keys, machines, roi, rollups
 from forewarn.storage.db import open_pool
 from forewarn.storage.rollups import BUCKETS, Bucket
+from models.roi import reprice
 
 LIVE_TTL_S = 15  # fleet health, alerts: a new prediction shows within this time
 SLOW_TTL_S = 120  # downtime, models: change slowly
@@ -232,7 +233,7 @@ def what_if(url: str, backtest_id: int, overrides: tuple[tuple[str, str, float],
     for type_id, field, value in overrides:
         nested.setdefault(type_id, {})[field] = value
     with _pool(url).connection() as conn:
-        return roi.what_if(conn, nested, backtest_id=backtest_id)
+        return reprice(roi.backtest_summary(conn, backtest_id=backtest_id), nested)
 
 
 def verify_key(url: str, key: str) -> keys.ApiKey | None:

@@ -15,11 +15,11 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 from psycopg import Connection
@@ -28,6 +28,9 @@ from forewarn.assets import Costs
 from forewarn.errors import NotFound
 from forewarn.storage import roi as roi_store
 from models.roi import BacktestConfig, backtest
+
+if TYPE_CHECKING:
+    from forewarn.factory import Factory
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +185,16 @@ def write_history(conn: Connection, messages: list[Any]) -> tuple[int, int]:
     return n_r, n_e
 
 
+class SimulatedHistory(Protocol):
+    """What a simulator run returns: the clean messages and the ground truth (``.event``, ``.ts``)."""
+
+    messages: list[Any]
+    truth: list[Any]
+
+
 def simulate_backtest(
     *,
+    simulate: Callable[[Factory, float, int], SimulatedHistory],
     machines: int,
     days: float,
     seed: int,
@@ -195,6 +206,9 @@ def simulate_backtest(
 ) -> dict[str, Any]:
     """Simulate, store, train, score and backtest in a temporary embedded database.
 
+    ``simulate(factory, hours, seed)`` runs the plant (the caller passes the simulator's
+    ``run_history``: the models never import the simulator process package).
+
     With ``save_url`` the stored result (and its per-life summary, for what-ifs) is copied into
     that database too, so a live plant's ROI page can show it.
     """
@@ -204,14 +218,13 @@ def simulate_backtest(
     from forewarn.storage.registry import upsert_registry
     from forewarn.storage.server import embedded_postgres
     from models.holdout import train_and_score
-    from simulator.engine import run_history
 
     if not 0 < train_fraction < 1:
         raise ValueError("train_fraction must be between 0 and 1")
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     factory = load_factory(factory_path, machines=machines)
-    history = run_history(factory, days * 24.0, seed)
+    history = simulate(factory, days * 24.0, seed)
     timings["simulate_s"] = time.monotonic() - t0
     start = factory.start
     split = start + timedelta(hours=days * 24.0 * train_fraction)

@@ -67,6 +67,7 @@ __all__ = [
     "preventive_cost",
     "summarize",
     "what_if",
+    "reprice",
 ]
 
 POLICIES: tuple[str, ...] = ("run-to-failure", "fixed-interval", "predictive")
@@ -369,3 +370,15 @@ def backtest(
 def what_if(summary: LifeSummary, overrides: Mapping[str, Mapping[str, float]]) -> BacktestResult:
     """Re-evaluate with other costs: ``{"pump": {"repair_cost": 9000}, "*": {...}}`` (type or all)."""
     return evaluate(summary, overrides)
+
+
+def reprice(
+    summary: Mapping[str, Any] | None, overrides: Mapping[str, Mapping[str, float]]
+) -> dict[str, Any] | None:
+    """A stored backtest's summary (JSON) re-evaluated with other costs; None when there is none.
+
+    Raises ValueError on an unknown cost field.
+    """
+    if summary is None:
+        return None
+    return what_if(LifeSummary.from_dict(dict(summary)), overrides).to_dict()

@@ -12,6 +12,7 @@ from api.schemas import Problem, RoiSummary
 from forewarn.errors import NotFound
 from forewarn.storage import machines as store
 from forewarn.storage import roi as roi_store
+from models.roi import reprice
 
 router = APIRouter(prefix="/v1/roi", tags=["roi"])
 
@@ -66,7 +67,7 @@ def what_if(
 ) -> dict[str, Any]:
     """The stored backtest re-priced with other costs: savings and the best threshold."""
     try:
-        out = roi_store.what_if(conn, costs, backtest_id=backtest_id)
+        out = reprice(roi_store.backtest_summary(conn, backtest_id=backtest_id), costs)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     if out is None:

@@ -99,12 +99,14 @@ def register(app: typer.Typer) -> None:
         )
         if simulate:
             from models.backtest import simulate_backtest
+            from simulator.engine import run_history
 
             if save:
                 from forewarn.storage.db import prepared_database
 
                 with prepared_database(settings) as url:
                     out = simulate_backtest(
+                        simulate=run_history,
                         machines=machines,
                         days=sim_days,
                         seed=seed,
@@ -114,6 +116,7 @@ def register(app: typer.Typer) -> None:
                     )
             else:
                 out = simulate_backtest(
+                    simulate=run_history,
                     machines=machines,
                     days=sim_days,
                     seed=seed,

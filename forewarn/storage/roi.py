@@ -77,29 +77,18 @@ def latest_thresholds_by_type(conn: Connection) -> dict[str, float | None]:
     return {} if row is None or row[0] is None else dict(row[0])
 
 
-def what_if(
-    conn: Connection,
-    overrides: dict[str, dict[str, float]],
-    *,
-    backtest_id: int | None = None,
-) -> dict[str, Any] | None:
-    """Savings and best threshold of a stored backtest recomputed with other costs.
+def backtest_summary(conn: Connection, *, backtest_id: int | None = None) -> dict[str, Any] | None:
+    """The per-life summary of a stored backtest (the newest by default), or None when none is stored.
 
-    ``overrides`` maps a machine type (or ``"*"`` for all) to cost fields, e.g.
-    ``{"pump": {"repair_cost": 9000}}``. Returns the same JSON shape as the backtest, or None when
-    no backtest is stored. Raises ValueError on an unknown cost field.
+    Re-price it with :func:`models.roi.reprice` (the money stays in the pure model code).
     """
-    from models.roi import LifeSummary, evaluate  # pure model code; imported only when used
-
     sql = "select summary from roi_backtests"
     args: tuple[Any, ...] = ()
     if backtest_id is not None:
         sql += " where id = %s"
         args = (backtest_id,)
     row = conn.execute(sql + " order by created_at desc, id desc limit 1", args).fetchone()
-    if row is None:
-        return None
-    return evaluate(LifeSummary.from_dict(row[0]), overrides).to_dict()
+    return None if row is None else dict(row[0])
 
 
 def ledger(conn: Connection, *, since: datetime, until: datetime) -> dict[str, Any]:

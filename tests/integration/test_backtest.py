@@ -15,7 +15,7 @@ from forewarn.storage.registry import upsert_registry
 from models.backtest import load_scores, run_backtest, write_history
 from models.holdout import train_and_score
 from models.policy import HysteresisState, Thresholds, step
-from models.roi import BacktestConfig
+from models.roi import BacktestConfig, reprice
 from simulator.engine import run_history
 from tests.factories import COSTS, T0, make_registry
 
@@ -162,7 +162,10 @@ def test_live_ledger_and_what_if(db: psycopg.Connection) -> None:
     assert tot["downtime_avoided_h"] == pytest.approx(c.repair_hours - c.planned_hours)
     assert tot["net_savings"] == pytest.approx(avoided - 2 * c.inspection_cost)
     assert [e["outcome"] for e in led["entries"]] == ["avoided", "false_alarm", "false_alarm"]
-    assert roi_store.latest_backtest(db) is None and roi_store.what_if(db, {}) is None
+    assert (
+        roi_store.latest_backtest(db) is None
+        and reprice(roi_store.backtest_summary(db), {}) is None
+    )
 
 
 def test_stored_backtest_what_if(db: psycopg.Connection) -> None:
@@ -194,9 +197,11 @@ def test_stored_backtest_what_if(db: psycopg.Connection) -> None:
     )
     assert roi_store.latest_threshold(db) == res.threshold
     assert roi_store.latest_thresholds_by_type(db) == {"pump": res.threshold}
-    same = roi_store.what_if(db, {}, backtest_id=bid)
+    same = reprice(roi_store.backtest_summary(db, backtest_id=bid), {})
     assert same == res.to_dict()
-    cheap = roi_store.what_if(db, {"pump": {"repair_cost": 0.0, "downtime_cost_per_h": 0.0}})
+    cheap = reprice(
+        roi_store.backtest_summary(db), {"pump": {"repair_cost": 0.0, "downtime_cost_per_h": 0.0}}
+    )
     assert cheap is not None and cheap["threshold"] is None  # nothing left to save
     assert not math.isnan(cheap["policies"]["predictive"]["cost"])
 
