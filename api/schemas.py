@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
-Status = Literal["open", "acknowledged", "resolved", "dismissed"]
+Status = Literal["open", "acknowledged", "resolved", "dismissed", "cleared", "failed"]
 SeverityName = Literal["low", "medium", "high", "critical"]
 Role = Literal["viewer", "operator", "maintenance", "admin"]
 MaintenanceAction = Literal["inspection", "preventive", "repair"]
@@ -17,6 +17,8 @@ WebhookEvent = Literal[
     "alert.acknowledged",
     "alert.resolved",
     "alert.dismissed",
+    "alert.cleared",
+    "alert.failed",
     "alert.escalated",
 ]
 

@@ -29,7 +29,7 @@ from models.roi import reprice
 LIVE_TTL_S = 15  # fleet health, alerts: a new prediction shows within this time
 SLOW_TTL_S = 120  # downtime, models: change slowly
 ACTIVE = ("open", "acknowledged")
-CLOSED = ("resolved", "dismissed")
+CLOSED = ("resolved", "dismissed", "cleared", "failed")
 
 ALERT_COLUMNS = [
     "id", "machine_id", "mode", "status", "severity", "failure_prob", "ttf_h", "ttf_low_h",

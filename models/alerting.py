@@ -52,11 +52,13 @@ def run_alerting_once(conn: psycopg.Connection, settings: Settings, now: datetim
     fixed = policy.Thresholds(high=m.alert_high, low=m.alert_low, k=m.alert_k)
     raised = 0
     with conn.transaction():
+        close_overtaken(conn, now)
         preds = store.new_champion_predictions(conn)
         by_machine: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for p in preds:
             by_machine[p["machine_id"]].append(p)
         machines = list(by_machine)
+        conditions = store.machine_conditions(conn, machines)
         states = store.load_states(conn, machines)
         open_ = store.open_alerts(conn, machines)
         overrides = store.load_thresholds(conn)
@@ -64,6 +66,9 @@ def run_alerting_once(conn: psycopg.Connection, settings: Settings, now: datetim
         flags: list[tuple[str, datetime, str]] = []
         for machine, rows in by_machine.items():
             n, active = states.get(machine, (0, False))
+            machine_state, reset_at = conditions.get(machine, ("running", None))
+            if reset_at is not None and rows[0]["ts"] < reset_at:
+                n, active = 0, False  # failed or worked on since: its risk starts over
             state = policy.HysteresisState(n, active)
             type_id = rows[0]["type_id"]
             th = fixed
@@ -71,6 +76,10 @@ def run_alerting_once(conn: psycopg.Connection, settings: Settings, now: datetim
                 high, low = overrides[type_id]
                 th = policy.Thresholds(high=min(high, 1.0), low=low, k=m.alert_k)
             for p in rows:
+                if machine_state != "running" or (reset_at is not None and p["ts"] < reset_at):
+                    # the machine is down or under maintenance, or has failed or been worked on
+                    # since this prediction's data: no alert about a past that is over
+                    continue
                 quality = policy.data_quality(
                     prob=p["failure_prob"],
                     ttf_h=p["rul_h"],
@@ -108,7 +117,7 @@ def run_alerting_once(conn: psycopg.Connection, settings: Settings, now: datetim
                         store.transition(
                             conn,
                             open_.pop(other),
-                            "dismissed",
+                            "cleared",
                             actor=SYSTEM_ACTOR,
                             reason=reason,
                             now=now,
@@ -118,6 +127,36 @@ def run_alerting_once(conn: psycopg.Connection, settings: Settings, now: datetim
         store.save_states(conn, new_states, now=now)
         store.escalate_due(conn, now=now, after_s=settings.api.escalate_after_s)
     return raised
+
+
+def close_overtaken(conn: psycopg.Connection, now: datetime) -> int:
+    """Close active alerts the machine has overtaken; returns how many.
+
+    A failure after the alert's data closes it as ``failed`` with its outcome: ``caught_in_time``
+    when the alert came at least the machine type's planned-work hours before the failure (the
+    warning was early enough, the work was not done), else ``too_late``. Maintenance started
+    after it (scheduled, or ordered for another alert) clears it.
+    """
+    closed = 0
+    for a in store.alerts_overtaken(conn):
+        if a["event"] == "failure":
+            lead_h = (a["event_ts"] - a["created_at"]).total_seconds() / 3600.0
+            outcome = "caught_in_time" if lead_h >= float(a["planned_hours"]) else "too_late"
+            detail = {
+                "outcome": outcome,
+                "lead_h": round(lead_h, 3),
+                "failure_ts": a["event_ts"].isoformat(),
+                "failure_mode": a["failure_mode"],
+            }
+            to, reason = "failed", f"failed ({outcome.replace('_', ' ')}): {a['failure_mode']}"
+        else:
+            detail = {"maintenance_ts": a["event_ts"].isoformat(), "event": a["event_detail"]}
+            to, reason = "cleared", "cleared: the machine was maintained"
+        store.transition(
+            conn, a["id"], to, actor=SYSTEM_ACTOR, reason=reason, now=now, detail=detail
+        )
+        closed += 1
+    return closed
 
 
 def _status(conn: psycopg.Connection, alert_id: int) -> str | None:

@@ -9,6 +9,14 @@ from dashboard import auth, data, figures
 from forewarn.errors import Conflict, NotFound
 
 LIVE_REFRESH_S = 15
+STATUS_LABELS = {
+    "open": "Open",
+    "acknowledged": "Acknowledged",
+    "resolved": "Resolved (person)",
+    "dismissed": "Dismissed (person)",
+    "cleared": "Cleared (engine)",
+    "failed": "Failed",
+}
 RECENT_DAYS = 7.0
 MAINTENANCE_ACTIONS = ("inspection", "preventive", "repair")  # the API's MaintenanceAction
 TABLE_COLUMNS = [
@@ -41,12 +49,17 @@ def live(url: str) -> None:
     since, _ = data.window(RECENT_DAYS, data.plant_now(url))
     a = data.alerts(url, since)
     counts = a["counts"]
-    cols = st.columns(4)
-    for col, status in zip(cols, ("open", "acknowledged", "resolved", "dismissed"), strict=True):
-        col.metric(status.capitalize(), counts.get(status, 0))
+    cols = st.columns(len(STATUS_LABELS))
+    for col, (status, label) in zip(cols, STATUS_LABELS.items(), strict=True):
+        col.metric(label, counts.get(status, 0))
     st.subheader("Open and acknowledged")
     _table(a["active"], "alerts_active")
     st.subheader(f"Closed in the last {RECENT_DAYS:.0f} days")
+    st.caption(
+        "Who ended each alert: **resolved** and **dismissed** by a person (the maintenance done, "
+        "or a false alarm); **cleared** by the engine (the risk went away or the machine was "
+        "maintained); **failed**: the predicted failure happened while the alert was open."
+    )
     _table(a["closed"], "alerts_closed")
 
 
@@ -107,7 +120,10 @@ def actions(url: str, user: auth.User) -> None:
         if not auth.can(user.role, "acknowledge"):
             st.info(f"Your role ({user.role}) can read alerts but not act on them.")
         else:
-            ack, res, dis = st.tabs(["Acknowledge", "Resolve", "Dismiss"])
+            # keyed, state-tracking tabs: choosing the maintenance done (a rerun) keeps Resolve open
+            ack, res, dis = st.tabs(
+                ["Acknowledge", "Resolve", "Dismiss"], key="alert_tab", on_change="rerun"
+            )
             with ack:
                 reason = st.text_input("Note (optional)", key="ack_reason")
                 if st.button(

@@ -26,17 +26,25 @@ ALERT_COLUMNS = (
     " contributions, model_version_id, inputs_age_s, recommended_action, created_at, updated_at,"
     " escalated_at, version, change_seq"
 )
+# Who ends an alert: a person resolves or dismisses it; the engine clears it (the risk went away,
+# or the machine was maintained) or closes it as failed (the predicted failure happened).
 ALLOWED = {
-    "open": {"acknowledged", "resolved", "dismissed"},
-    "acknowledged": {"resolved", "dismissed"},
+    "open": {"acknowledged", "resolved", "dismissed", "cleared", "failed"},
+    "acknowledged": {"resolved", "dismissed", "cleared", "failed"},
     "resolved": set(),
     "dismissed": set(),
+    "cleared": set(),
+    "failed": set(),
 }
+ACTIVE_STATUSES = ("open", "acknowledged")
+CLOSED_STATUSES = ("resolved", "dismissed", "cleared", "failed")
 EVENT_OF_STATUS = {
     "open": "alert.raised",
     "acknowledged": "alert.acknowledged",
     "resolved": "alert.resolved",
     "dismissed": "alert.dismissed",
+    "cleared": "alert.cleared",
+    "failed": "alert.failed",
 }
 
 
@@ -380,6 +388,57 @@ async def alert_changes_json_async(conn: AsyncConnection, cursor: int, limit: in
     row = await cur.fetchone()
     assert row is not None
     return str(row[0])
+
+
+# --- alerts follow the machine ----------------------------------------------------------------
+# Plant events are the ones a machine sent (seq > 0); an alert resolution's own maintenance record
+# has a negative seq and says nothing about what the machine did.
+
+
+def machine_conditions(
+    conn: Connection, machine_ids: Sequence[str]
+) -> dict[str, tuple[str, datetime | None]]:
+    """machine -> (current state, time of its latest failure, stop or maintenance).
+
+    The state is the latest ``state`` event's (``running`` when none). A prediction whose data
+    is older than that time describes a machine that has since failed or been worked on.
+    """
+    rows = conn.execute(
+        "select m.id, coalesce(s.state, 'running'), r.ts from unnest(%s::text[]) as m(id)"
+        " left join lateral (select detail->>'state' as state from machine_events e"
+        "   where e.machine_id = m.id and e.event = 'state' and e.seq > 0"
+        "   order by e.ts desc, e.seq desc limit 1) s on true"
+        " left join lateral (select max(e.ts) as ts from machine_events e"
+        "   where e.machine_id = m.id and e.seq > 0 and (e.event in ('failure', 'maintenance')"
+        "   or (e.event = 'state' and e.detail->>'state' <> 'running'))) r on true",
+        (list(machine_ids),),
+    ).fetchall()
+    return {r[0]: (str(r[1]), r[2]) for r in rows}
+
+
+def alerts_overtaken(conn: Connection) -> list[dict[str, Any]]:
+    """Active alerts whose machine failed or was taken into maintenance after the alert's data.
+
+    One row per alert with the first such plant event: ``event`` ('failure' | 'maintenance'),
+    ``event_ts``, ``failure_mode``, and the machine type's ``planned_hours`` (the warning a crew
+    needs to plan the work).
+    """
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "select a.id, a.machine_id, a.mode, a.status, a.created_at, a.inputs_age_s,"
+            " e.event, e.ts as event_ts, e.mode as failure_mode, e.detail as event_detail,"
+            " t.planned_hours"
+            " from alerts a join machines m on m.id = a.machine_id"
+            " join machine_types t on t.id = m.type_id"
+            " cross join lateral (select e.event, e.ts, e.mode, e.detail from machine_events e"
+            "   where e.machine_id = a.machine_id and e.seq > 0"
+            "   and e.ts >= a.created_at - make_interval(secs => coalesce(a.inputs_age_s, 0))"
+            "   and (e.event in ('failure', 'maintenance')"
+            "        or (e.event = 'state' and e.detail->>'state' = 'maintenance'))"
+            "   order by (e.event = 'failure') desc, e.ts limit 1) e"
+            " where a.status in ('open', 'acknowledged') order by a.id"
+        )
+        return cur.fetchall()
 
 
 # --- hysteresis state -----------------------------------------------------------------------

@@ -149,12 +149,73 @@ def test_hysteresis_clears_and_low_quality_does_not_alert(api_env: ApiEnv) -> No
         assert run_alerting_once(conn, env.settings, now) == 1
         status, reason = conn.execute(
             "select a.status, t.reason from alerts a join alert_transitions t on t.alert_id = a.id"
-            " where t.to_status = 'dismissed'"
+            " where t.to_status = 'cleared'"
         ).fetchone()
-        assert status == "dismissed" and reason.startswith("cleared")
+        assert status == "cleared" and reason.startswith("cleared")  # the engine, not a person
         assert conn.execute(
             "select active, consecutive_high from alert_state where machine_id = %s", (M,)
         ).fetchone() == (False, 0)
+
+
+def add_event(
+    conn: psycopg.Connection, machine: str, at_s: int, event: str, seq: int, **detail: object
+) -> None:
+    """A plant event (positive seq, as the machine sent it) at T0 + at_s."""
+    conn.execute(
+        "insert into machine_events (machine_id, seq, ts, event, mode, detail)"
+        " values (%s, %s, %s, %s, %s, %s)",
+        (
+            machine,
+            seq,
+            T0 + timedelta(seconds=at_s),
+            event,
+            detail.pop("mode", None),
+            Jsonb(detail),
+        ),
+    )
+
+
+def test_alerts_follow_the_machine(api_env: ApiEnv) -> None:
+    """A failure closes the open alert as failed with its outcome; a stopped or failed machine gets
+    no alert about the past; maintenance clears; the API shows who ended each alert."""
+    env, c = api_env, api_env.client
+    hours = 3600
+    with env.conn() as conn:
+        # alert raised at T0+1h on data of T0; the machine fails 30 h later: warned in time
+        add_predictions(conn, M, [0.9, 0.9, 0.9])
+        assert run_alerting_once(conn, env.settings, T0 + timedelta(hours=1)) == 1
+        add_event(conn, M, 31 * hours, "failure", 1, mode="bearing")
+        add_event(conn, M, 31 * hours, "state", 2, state="down")
+        run_alerting_once(conn, env.settings, T0 + timedelta(hours=31))
+        # data from before the failure, processed after it: no alert (it would be about the past)
+        add_predictions(conn, M, [0.9, 0.9, 0.9, 0.9], start_s=30 * hours)
+        assert run_alerting_once(conn, env.settings, T0 + timedelta(hours=32)) == 0
+        # the machine is still down: no alert even on data after the failure
+        add_predictions(conn, M, [0.95, 0.95, 0.95], start_s=32 * hours)
+        assert run_alerting_once(conn, env.settings, T0 + timedelta(hours=33)) == 0
+        # another machine: raised, then scheduled maintenance starts -> cleared by the engine
+        other = "s1-pump-001"
+        add_predictions(conn, other, [0.9, 0.9, 0.9])
+        assert run_alerting_once(conn, env.settings, T0 + timedelta(hours=1)) == 1
+        add_event(conn, other, 2 * hours, "state", 1, state="maintenance")
+        run_alerting_once(conn, env.settings, T0 + timedelta(hours=2))
+    alerts = c.get("/v1/alerts", headers=env.h("viewer")).json()["alerts"]
+    by_machine = {a["machine_id"]: a for a in alerts}
+    assert len(alerts) == 2
+    assert by_machine[M]["status"] == "failed" and by_machine[other]["status"] == "cleared"
+    detail = c.get(f"/v1/alerts/{by_machine[M]['id']}", headers=env.h("viewer")).json()
+    last = detail["transitions"][-1]
+    assert last["actor"] == "system" and last["detail"]["outcome"] == "caught_in_time"
+    assert last["detail"]["failure_mode"] == "bearing"
+    failed = c.get("/v1/alerts", params={"status": "failed"}, headers=env.h("viewer")).json()
+    assert [a["id"] for a in failed["alerts"]] == [by_machine[M]["id"]]
+    # a closed alert cannot be acted on any more
+    r = c.post(
+        f"/v1/alerts/{by_machine[M]['id']}/resolve",
+        json={"action": "repair"},
+        headers=env.h("maintenance"),
+    )
+    assert r.status_code == 409
 
 
 def test_escalation_after_configured_time(api_env: ApiEnv) -> None:
