@@ -107,6 +107,19 @@ class ModelSettings(BaseModel):
     )
 
 
+class NotifySettings(BaseModel):
+    smtp_host: str | None = Field(default=None, description="SMTP server; unset = no e-mail")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_ca_file: Path | None = Field(default=None, description="extra CA bundle for the server")
+    smtp_from: str = "forewarn@localhost"
+    timeout_s: float = Field(default=10.0, gt=0, description="per SMTP or HTTP attempt")
+    attempts: int = Field(default=4, ge=1, description="tries per notification")
+    dashboard_url: str | None = Field(default=None, description="link target in messages")
+
+
 class Settings(BaseSettings):
     """Effective configuration; build it with :func:`load_settings`."""
 
@@ -128,6 +141,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     api: ApiSettings = ApiSettings()
     models: ModelSettings = ModelSettings()
+    notify: NotifySettings = NotifySettings()
 
 
 def _env_name(loc: tuple[Any, ...]) -> str:

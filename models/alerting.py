@@ -210,17 +210,21 @@ def run_alerting_loop(
     webhook_client: Any = None,
     health: LoopHealth | None = None,
 ) -> None:
-    """Run :func:`run_alerting_once` (and webhook deliveries) every ``interval_s`` until ``stop`` is set.
+    """Run :func:`run_alerting_once` (and webhook and notification deliveries) every ``interval_s`` until ``stop`` is set.
 
     A database outage is logged and retried with backoff; it never ends the loop.
     """
+    from forewarn.notify.delivery import notify_tick
     from forewarn.periodic import run_periodic
     from forewarn.webhooks import deliver_pending
 
     def step(conn: psycopg.Connection) -> int:
-        raised = run_alerting_once(conn, settings, now_on(conn, settings.clock))
+        now = now_on(conn, settings.clock)
+        raised = run_alerting_once(conn, settings, now)
         if webhook_client is not None:
             deliver_pending(conn, webhook_client)
+            # reminders, escalations and digests on the plant clock, then e-mail/Teams/Slack
+            notify_tick(conn, settings.notify, webhook_client, now=now)
         return raised
 
     run_periodic("alerts", url, step, stop=stop, interval_s=interval_s, health=health)

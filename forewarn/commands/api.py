@@ -103,6 +103,7 @@ def alerts_run(
     import httpx
 
     from forewarn.cli import _settings
+    from forewarn.notify.delivery import notify_tick
     from forewarn.storage.db import connect, prepared_database
     from forewarn.webhooks import deliver_pending
     from models.alerting import run_alerting_loop, run_alerting_once
@@ -111,13 +112,12 @@ def alerts_run(
     with prepared_database(settings) as url, httpx.Client(timeout=5.0) as client:
         if once:
             with connect(url, autocommit=True) as conn:
-                raised = run_alerting_once(conn, settings, now_on(conn, settings.clock))
+                now = now_on(conn, settings.clock)
+                raised = run_alerting_once(conn, settings, now)
                 delivered, failed = deliver_pending(conn, client)
-            typer.echo(
-                json.dumps(
-                    {"raised": raised, "webhooks_delivered": delivered, "webhooks_failed": failed}
-                )
-            )
+                notified = notify_tick(conn, settings.notify, client, now=now)
+            out = {"raised": raised, "webhooks_delivered": delivered, "webhooks_failed": failed}
+            typer.echo(json.dumps(out | {f"notifications_{k}": v for k, v in notified.items()}))
             return
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

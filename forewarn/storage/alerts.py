@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from forewarn.errors import Conflict, NotFound
+from forewarn.storage.notifications import enqueue_notifications
 from forewarn.storage.webhooks import enqueue_deliveries
 
 ALERT_COLUMNS = (
@@ -91,7 +92,7 @@ def _fetch(conn: Connection, alert_id: int, *, lock: bool = False) -> dict[str, 
         return cur.fetchone()
 
 
-def _log(
+def log_change(
     conn: Connection,
     alert: dict[str, Any],
     from_status: str | None,
@@ -107,6 +108,7 @@ def _log(
         (alert["id"], from_status, alert["status"], actor, reason, Jsonb(detail), now),
     )
     enqueue_deliveries(conn, event, alert["id"], {"event": event, "alert": jsonable(alert)})
+    enqueue_notifications(conn, event, alert, now=now, actor=actor, reason=reason)
 
 
 def jsonable(row: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +145,9 @@ def insert_alert(conn: Connection, a: NewAlert, *, actor: str, now: datetime) ->
         )
         alert = cur.fetchone()
     assert alert is not None
-    _log(conn, alert, None, actor, "raised", {"failure_prob": a.failure_prob}, now, "alert.raised")
+    log_change(
+        conn, alert, None, actor, "raised", {"failure_prob": a.failure_prob}, now, "alert.raised"
+    )
     return alert
 
 
@@ -185,7 +189,9 @@ def refresh_alert(
         alert = cur.fetchone()
     assert alert is not None
     detail = {"severity_from": current["severity"], "severity_to": a.severity}
-    _log(conn, alert, current["status"], actor, "severity changed", detail, now, "alert.updated")
+    log_change(
+        conn, alert, current["status"], actor, "severity changed", detail, now, "alert.updated"
+    )
     return True
 
 
@@ -223,7 +229,9 @@ def transition(
         )
         new = cur.fetchone()
     assert new is not None
-    _log(conn, new, alert["status"], actor, reason, detail or {}, now, EVENT_OF_STATUS[to_status])
+    log_change(
+        conn, new, alert["status"], actor, reason, detail or {}, now, EVENT_OF_STATUS[to_status]
+    )
     return new, True
 
 
@@ -251,7 +259,7 @@ def escalate_due(conn: Connection, *, now: datetime, after_s: float) -> list[int
         if alert is None:
             continue
         detail = {"after_s": after_s}
-        _log(conn, alert, "open", "system", "escalated", detail, now, "alert.escalated")
+        log_change(conn, alert, "open", "system", "escalated", detail, now, "alert.escalated")
         done.append(alert_id)
     return done
 

@@ -1,0 +1,1 @@
+"""Notifications that reach people: message formats (pure) and delivery (SMTP, Teams, Slack, webhooks)."""
