@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -59,7 +60,48 @@ def verify_signature(
 
 
 class DeliveryFailed(Exception):
-    pass
+    """One attempt failed; ``status_code`` is the receiver's answer when there was one."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+# record(attempt_number, status_code, error, duration_ms), called after every attempt
+Record = Callable[[int, int | None, str | None, float], None]
+
+
+def send_with_retries(
+    send: Callable[[], int | None],
+    record: Record,
+    *,
+    done_before: int,
+    attempts: int,
+    backoff_s: float,
+    backoff_max_s: float,
+) -> tuple[bool, int]:
+    """Call ``send`` until it returns (success) or raises DeliveryFailed ``attempts`` times, with
+    exponential backoff, recording every attempt; returns (delivered, attempts made so far)."""
+    n = done_before
+    retrying = Retrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=backoff_s, max=backoff_max_s),
+        retry=retry_if_exception_type(DeliveryFailed),
+    )
+    try:
+        for attempt in retrying:
+            with attempt:
+                n += 1
+                t0 = time.perf_counter()
+                try:
+                    code = send()
+                except DeliveryFailed as exc:
+                    record(n, exc.status_code, str(exc), (time.perf_counter() - t0) * 1000)
+                    raise
+                record(n, code, None, (time.perf_counter() - t0) * 1000)
+    except RetryError:
+        return False, n
+    return True, n
 
 
 def _post(client: httpx.Client, delivery: dict[str, Any], body: bytes) -> int:
@@ -71,7 +113,12 @@ def _post(client: httpx.Client, delivery: dict[str, Any], body: bytes) -> int:
         TIMESTAMP_HEADER: str(ts),
         SIGNATURE_HEADER: sign(delivery["secret"], ts, body),
     }
-    resp = client.post(delivery["url"], content=body, headers=headers)
+    try:
+        resp = client.post(delivery["url"], content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        raise DeliveryFailed(f"{type(exc).__name__}: {exc}"[:500]) from exc
+    if not 200 <= resp.status_code < 300:
+        raise DeliveryFailed(f"HTTP {resp.status_code}", resp.status_code)
     return resp.status_code
 
 
@@ -95,35 +142,24 @@ def deliver_pending(
         batch = store.claim_pending(conn, limit)
     for d in batch:
         body = json.dumps(d["payload"], separators=(",", ":"), sort_keys=True).encode()
-        n = d["attempts"]
-        ok = False
-        retrying = Retrying(
-            stop=stop_after_attempt(attempts),
-            wait=wait_exponential(multiplier=backoff_s, max=backoff_max_s),
-            retry=retry_if_exception_type(DeliveryFailed),
-        )
+
+        def record(
+            n: int, code: int | None, error: str | None, ms: float, _id: int = d["id"]
+        ) -> None:
+            store.record_attempt(conn, _id, n, status_code=code, error=error, duration_ms=ms)
+
         with conn.transaction():
             if not store.lock_pending(conn, d["id"]):
                 continue  # another sender took it since the listing
-            try:
-                for attempt in retrying:
-                    with attempt:
-                        n += 1
-                        t0 = time.perf_counter()
-                        code: int | None = None
-                        error: str | None = None
-                        try:
-                            code = _post(client, d, body)
-                        except httpx.HTTPError as exc:
-                            error = f"{type(exc).__name__}: {exc}"[:500]
-                        ms = (time.perf_counter() - t0) * 1000
-                        store.record_attempt(
-                            conn, d["id"], n, status_code=code, error=error, duration_ms=ms
-                        )
-                        if code is None or not 200 <= code < 300:
-                            raise DeliveryFailed(error or f"HTTP {code}")
-                ok = True
-            except RetryError:
+            ok, n = send_with_retries(
+                lambda d=d, body=body: _post(client, d, body),  # type: ignore[misc]
+                record,
+                done_before=d["attempts"],
+                attempts=attempts,
+                backoff_s=backoff_s,
+                backoff_max_s=backoff_max_s,
+            )
+            if not ok:
                 log.warning(
                     "webhook delivery %s to %s failed after %d attempts", d["id"], d["url"], n
                 )

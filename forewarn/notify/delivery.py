@@ -16,24 +16,19 @@ from typing import Any
 
 import httpx
 from psycopg import Connection
-from tenacity import (
-    RetryError,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
 
 from forewarn.notify import formats
 from forewarn.settings import NotifySettings
 from forewarn.storage import notifications as store
-from forewarn.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from forewarn.webhooks import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    DeliveryFailed,
+    send_with_retries,
+    sign,
+)
 
 log = logging.getLogger(__name__)
-
-
-class DeliveryFailed(Exception):
-    """One attempt failed; the message says why (kept in the attempt log)."""
 
 
 def send_email(cfg: NotifySettings, to: str, subject: str, payload: dict[str, Any]) -> None:
@@ -85,7 +80,7 @@ def _http(client: httpx.Client, n: dict[str, Any], link: str | None) -> int:
     except httpx.HTTPError as exc:
         raise DeliveryFailed(f"{type(exc).__name__}: {exc}"[:500]) from exc
     if not 200 <= resp.status_code < 300:
-        raise DeliveryFailed(f"HTTP {resp.status_code}: {resp.text[:200]}")
+        raise DeliveryFailed(f"HTTP {resp.status_code}: {resp.text[:200]}", resp.status_code)
     return resp.status_code
 
 
@@ -111,41 +106,26 @@ def deliver_notifications(
     with conn.transaction():
         batch = store.claim_pending(conn, limit)
     for n in batch:
-        tries = n["attempts"]
-        ok = False
-        retrying = Retrying(
-            stop=stop_after_attempt(cfg.attempts),
-            wait=wait_exponential(multiplier=backoff_s, max=backoff_max_s),
-            retry=retry_if_exception_type(DeliveryFailed),
-        )
+
+        def record(
+            k: int, code: int | None, error: str | None, ms: float, _id: int = n["id"]
+        ) -> None:
+            store.record_attempt(
+                conn, _id, k, ok=error is None, status_code=code, error=error, duration_ms=ms
+            )
+
         with conn.transaction():
             if not store.lock_pending(conn, n["id"]):
-                continue
-            try:
-                for attempt in retrying:
-                    with attempt:
-                        tries += 1
-                        t0 = time.perf_counter()
-                        code: int | None = None
-                        error: str | None = None
-                        try:
-                            code = send_one(cfg, client, n)
-                        except DeliveryFailed as exc:
-                            error = str(exc)
-                        ms = (time.perf_counter() - t0) * 1000
-                        store.record_attempt(
-                            conn,
-                            n["id"],
-                            tries,
-                            ok=error is None,
-                            status_code=code,
-                            error=error,
-                            duration_ms=ms,
-                        )
-                        if error is not None:
-                            raise DeliveryFailed(error)
-                ok = True
-            except RetryError:
+                continue  # another sender took it since the listing
+            ok, tries = send_with_retries(
+                lambda n=n: send_one(cfg, client, n),  # type: ignore[misc]
+                record,
+                done_before=n["attempts"],
+                attempts=cfg.attempts,
+                backoff_s=backoff_s,
+                backoff_max_s=backoff_max_s,
+            )
+            if not ok:
                 log.warning(
                     "notification %s to %s failed after %d attempts", n["id"], n["channel"], tries
                 )

@@ -152,7 +152,7 @@ def test_http_receiver_down_is_retried_then_failed(
     assert result == (0, 1)
     assert len(http_receiver.posts) == 3
     (n,) = ns.delivery_log(conn)
-    assert [t["status_code"] for t in n["log"]] == [None, None, None]
+    assert [t["status_code"] for t in n["log"]] == [500, 500, 500]
     assert all(t["error"].startswith("HTTP 500") for t in n["log"])
 
 
