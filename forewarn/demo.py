@@ -42,6 +42,7 @@ BACKTEST_ARGS = (
 INGEST_READY_TIMEOUT_S = 120.0
 DRAIN_TIMEOUT_S = 180.0  # a loaded 2-core machine can lag the publisher by a minute or more
 PROGRESS_INTERVAL_S = 1.0
+SIMULATOR_STATE = "simulator-state.pkl"  # in the state dir: the plant, saved for an exact resume
 
 
 @dataclass(frozen=True)
@@ -238,10 +239,16 @@ def _simulator_args(
         "--commands",
         "--no-progress",
     ]
+    state = summary.parent / SIMULATOR_STATE
+    args += ["--state", str(state)]
+    if state.exists():
+        return args  # the saved plant continues exactly (clock, seq, wear, faults, work, orders)
+    # No saved plant (first run, or the simulator was killed): continue after the newest message
+    # the plant sent (seq > 0; an alert resolution's own record has a negative seq).
     with psycopg.connect(db_url, autocommit=True) as conn:
         row = conn.execute(
             "select max(ts), max(seq) from (select ts, seq from readings"
-            " union all select ts, seq from machine_events) s"
+            " union all select ts, seq from machine_events where seq > 0) s"
         ).fetchone()
     if row is not None and row[0] is not None:
         resume_at = (row[0] + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ from simulator.sinks import JsonlSink, Sink
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 2000  # messages between progress updates
+CHECKPOINT_EVERY_S = 30.0  # wall seconds between saves of a resumable plant's state
 
 
 @dataclass(slots=True)
@@ -39,6 +40,9 @@ class Report:
     orders: int = 0
     wall_s: float = 0.0
     sim_hours: float = 0.0
+    resumed: bool = False
+    clock_start: str = ""
+    clock_end: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         rate = self.messages / self.wall_s if self.wall_s > 0 else 0.0
@@ -50,6 +54,9 @@ class Report:
             "malformed": self.malformed,
             "orders_applied": self.orders,
             "sim_hours": round(self.sim_hours, 3),
+            "resumed": self.resumed,
+            "clock_start": self.clock_start,
+            "clock_end": self.clock_end,
             "wall_s": round(self.wall_s, 3),
             "messages_per_s": round(rate, 1),
         }
@@ -83,11 +90,14 @@ def stream_to(
     plant: Plant | None = None,
     progress: bool = False,
     stop: threading.Event | None = None,
+    checkpoint: Callable[[], None] | None = None,
 ) -> Report:
     """Send every message to ``sink`` in order, paced to ``speed``; return what was sent.
 
     Setting ``stop`` (e.g. from a SIGTERM handler) ends the stream after the current message, or
     while waiting for an unavailable broker; the sink is closed (pending acks awaited) either way.
+    A message taken but not sent is given back to ``plant`` (so a saved plant resumes with it);
+    ``checkpoint`` is called every CHECKPOINT_EVERY_S between messages.
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -105,10 +115,13 @@ def stream_to(
         TimeRemainingColumn(),
         disable=not progress,
     )
+    next_checkpoint = wall0 + CHECKPOINT_EVERY_S
+    unsent: Message | Malformed | None = None
     try:
         with bar:
             task = bar.add_task("sim", total=hours, n=0)
             for item in items:
+                unsent = item
                 if stop.is_set():
                     break
                 if speed > 0:
@@ -116,7 +129,11 @@ def stream_to(
                     if ahead > 0 and stop.wait(ahead):
                         break
                 _send(item, sink, root, rep)
+                unsent = None
                 last_ts = item.ts
+                if checkpoint is not None and time.monotonic() >= next_checkpoint:
+                    checkpoint()
+                    next_checkpoint = time.monotonic() + CHECKPOINT_EVERY_S
                 if publisher is not None and not publisher.commands.empty():
                     rep.orders += _apply_orders(plant, publisher)
                 if rep.messages % PROGRESS_EVERY == 0:
@@ -126,6 +143,8 @@ def stream_to(
     except Stopped:
         log.warning("stopped while waiting for the broker")
     finally:
+        if unsent is not None and plant is not None:
+            plant.unsend(unsent)
         sink.close()
     rep.wall_s = time.monotonic() - wall0
     rep.sim_hours = (last_ts - start).total_seconds() / 3600.0
@@ -188,17 +207,37 @@ def simulate(
     progress: bool = False,
     stop: threading.Event | None = None,
     seq_base: int = 0,
+    state: Path | None = None,
 ) -> Report:
-    """Run the plant for ``hours`` simulated hours into ``sink`` (orders from an MQTT sink apply)."""
-    plant = Plant(factory, seed, bad_rate=bad_rate, seq_base=seq_base)
-    return stream_to(
+    """Run the plant for ``hours`` simulated hours into ``sink`` (orders from an MQTT sink apply).
+
+    With ``state``, a plant saved there by an earlier run continues exactly (clock, sequence
+    numbers, every machine's wear, faults, repairs in progress and orders), and the plant is
+    saved there again when the run ends (and every CHECKPOINT_EVERY_S while it runs).
+    """
+    plant = Plant.restore(state, factory, seed) if state is not None and state.exists() else None
+    resumed = plant is not None
+    if plant is None:
+        plant = Plant(factory, seed, bad_rate=bad_rate, seq_base=seq_base)
+    clock_start = plant.now
+    p = plant
+    report = stream_to(
         plant.run(hours),
         sink,
         root=root or factory.topic_root,
-        start=factory.start,
+        start=clock_start,
         hours=hours,
         speed=speed,
         plant=plant,
         progress=progress,
         stop=stop,
+        checkpoint=None if state is None else (lambda: p.save(state)),
     )
+    if state is not None:
+        plant.save(state)
+    report.resumed = resumed
+    report.clock_start = clock_start.isoformat()
+    report.clock_end = plant.now.isoformat()
+    if resumed:
+        log.info("resumed the plant saved in %s at %s", state, clock_start.isoformat())
+    return report

@@ -19,10 +19,15 @@ command topic, see :mod:`simulator.mqtt`).
 from __future__ import annotations
 
 import gc
+import logging
 import math
+import os
+import pickle
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from forewarn.contract import MAINTENANCE_KINDS, Event, Message, Telemetry, encode, topic_for
 from forewarn.errors import NotFound
@@ -30,6 +35,8 @@ from forewarn.factory import Factory, TypeConfig
 from simulator.draws import Draws, machine_rng
 from simulator.faults import Malformed, corrupt
 from simulator.physics import Model, make_model
+
+log = logging.getLogger(__name__)
 
 INSPECTION_FINDS = 0.3  # an inspection renews every component degraded at least this far
 DRIFT_REVERSION_DAYS = 20.0  # sensor drift is a random walk pulled back on this time scale
@@ -118,14 +125,23 @@ class Unit:
             alert,
         )
         if trigger != "failure":
-            out.append(self._event(ts, "state", state="maintenance", detail={"kind": kind}))
+            detail: dict[str, object] = {"kind": kind}
+            if alert is not None:
+                detail["alert_id"] = alert  # the plant's acknowledgement of the order
+            out.append(self._event(ts, "state", state="maintenance", detail=detail))
 
     def _finish_work(self, out: list[Message | Malformed], ts: datetime, t_h: float) -> None:
         model = self.model
+        # Orders that arrived while the machine was already down or being worked on are served
+        # by this work (the crew was there anyway): their kinds widen what is renewed, and their
+        # alert ids are reported with the maintenance, so no order goes unanswered.
+        served = [o for o in self.orders if o.at_h <= t_h]
         if self.busy_kind == "inspection":
             renew = tuple(n for n, d in model.degradation().items() if d >= INSPECTION_FINDS)
         else:
             renew = self.busy_renew
+        if any(o.kind in ("preventive", "repair") for o in served):
+            renew = tuple(model.degradation())
         for name in renew:
             model.renew(name)
         if self.busy_kind in ("preventive", "repair") and self.busy_trigger != "failure":
@@ -136,6 +152,9 @@ class Unit:
         detail: dict[str, object] = {"trigger": self.busy_trigger, "renewed": list(renew)}
         if self.busy_alert is not None:
             detail["alert_id"] = self.busy_alert
+        served_ids = [o.alert_id for o in served if o.alert_id is not None]
+        if served_ids:
+            detail["alert_ids"] = served_ids
         out.append(
             self._event(
                 ts, "maintenance", kind=self.busy_kind, duration_s=duration_s, detail=detail
@@ -153,7 +172,7 @@ class Unit:
             )
         )
         self.state = "running"
-        self.orders = [o for o in self.orders if o.at_h > t_h]  # orders overtaken by this work
+        self.orders = [o for o in self.orders if o.at_h > t_h]  # served by this work (above)
 
     # -- one tick ---------------------------------------------------------------------------------
     def tick(self, out: list[Message | Malformed], ts: datetime, t_h: float) -> None:
@@ -264,6 +283,9 @@ class Plant:
         self.dropout_rate = factory.dropout_rate if dropout_rate is None else dropout_rate
         self.truth: list[Truth] = []
         self._tick = 0
+        # messages of the current tick not yet handed out: part of the state, so a plant saved
+        # mid-tick resumes with exactly the next message
+        self.pending: deque[Message | Malformed] = deque()
         units = [Unit(self, m.id, m.site_id, cfg, seed) for m, cfg in factory.machines()]
         self.units = sorted(units, key=lambda u: (u.offset_s, u.id))
         self._by_id = {u.id: u for u in units}
@@ -298,14 +320,53 @@ class Plant:
         """Advance the clock by ``hours`` and yield every message in time order."""
         end = self._tick + math.ceil(hours * 3600.0 / self.interval_s - 1e-9)
         start, interval = self.factory.start, self.interval_s
-        while self._tick < end:
+        pending = self.pending
+        while True:
+            while pending:
+                yield pending.popleft()
+            if self._tick >= end:
+                return
             base_s = self._tick * interval
             out: list[Message | Malformed] = []
             for unit in self.units:
                 t_s = base_s + unit.offset_s
                 unit.tick(out, start + timedelta(seconds=t_s), t_s / 3600.0)
             self._tick += 1
-            yield from out
+            pending.extend(out)
+
+    def unsend(self, item: Message | Malformed) -> None:
+        """Give back a message taken from :meth:`run` but not sent: it comes out first next time."""
+        self.pending.appendleft(item)
+
+    # -- exact resume -------------------------------------------------------------------------
+    def fingerprint(self) -> tuple[int, tuple[str, ...]]:
+        return self.seed, tuple(sorted(self._by_id))
+
+    def save(self, path: Path) -> None:
+        """Write the whole plant (clock, every machine's wear, faults, work and orders, sequence
+        numbers, random streams, unsent messages) atomically to ``path``; ground truth is not kept."""
+        truth, self.truth = self.truth, []
+        try:
+            data = pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        finally:
+            self.truth = truth
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+    @classmethod
+    def restore(cls, path: Path, factory: Factory, seed: int) -> Plant | None:
+        """The plant saved at ``path`` if it is this factory's and seed's, else None (logged)."""
+        try:
+            plant = pickle.loads(path.read_bytes())  # noqa: S301 - our own state file
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
+            log.warning("cannot resume from %s (%s); starting the plant afresh", path, exc)
+            return None
+        expected = (seed, tuple(sorted(m.id for m, _ in factory.machines())))
+        if not isinstance(plant, cls) or plant.fingerprint() != expected:
+            log.warning("%s holds another plant (seed or machines differ); not resuming", path)
+            return None
+        return plant
 
 
 def encode_stream(items: Iterable[Message | Malformed], root: str) -> Iterator[tuple[str, bytes]]:

@@ -149,6 +149,13 @@ def register(app: typer.Typer) -> None:
         seq_base: Annotated[
             int, typer.Option("--seq-base", min=0, help="Sequence numbers continue above this.")
         ] = 0,
+        state: Annotated[
+            Path | None,
+            typer.Option(
+                "--state",
+                help="Resume the plant saved in this file (exactly) and save it there when stopped.",
+            ),
+        ] = None,
     ) -> None:
         """Run the simulated plant: machines degrade, fail, get repaired (and obey maintenance orders)."""
         if ctx.invoked_subcommand is not None:
@@ -175,6 +182,7 @@ def register(app: typer.Typer) -> None:
             progress=sys.stderr.isatty() if progress is None else progress,
             stop=_stop_on_signals(),
             seq_base=seq_base,
+            state=state,
         )
         _report(report.as_dict(), summary)
 
