@@ -68,6 +68,7 @@ class MachineSpec:
     site_id: str
     type_id: str
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
+    failure_modes: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -85,6 +86,7 @@ class AssetRegistry:
                 site_id=m.site_id,
                 type_id=m.type_id,
                 bounds={s.name: (s.min, s.max) for s in types[m.type_id].sensors},
+                failure_modes=frozenset(types[m.type_id].failure_modes),
             )
             for m in self.machines
         }

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -38,9 +39,23 @@ class Reason(StrEnum):
     NON_FINITE = "non_finite"
     OUT_OF_BOUNDS = "out_of_bounds"
     UNKNOWN_SENSOR = "unknown_sensor"
-    FUTURE_TIMESTAMP = "future_timestamp"
+    UNKNOWN_FAILURE_MODE = "unknown_failure_mode"
+    OUT_OF_RANGE_TIMESTAMP = "out_of_range_timestamp"
     UNKNOWN_MACHINE = "unknown_machine"
     TOPIC_MISMATCH = "topic_mismatch"
+    # decided by the writer against what is stored, not by validate()
+    SEQ_CONFLICT = "seq_conflict"
+    STALE_SEQ = "stale_seq"
+    DB_REJECTED = "db_rejected"  # the database refused the row (e.g. a NUL character)
+    INTERNAL = "internal"  # validation itself failed: a bug, logged with its traceback
+
+
+MIN_TS = datetime(2000, 1, 1, tzinfo=UTC)
+# RFC 3339 date-time (section 5.6), nothing looser: no week dates, no basic format, no missing
+# seconds or offset. datetime.fromisoformat alone accepts all of those.
+_RFC3339 = re.compile(
+    r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)\Z"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +63,7 @@ class Limits:
     max_bytes: int = 64 * 1024
     max_future_s: float = 300.0
     auto_register: bool = False
+    min_ts: datetime = MIN_TS  # older event times are out_of_range_timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,24 +183,54 @@ def _text(body: Mapping[str, Any], key: str, *, required: bool) -> str | None:
     return v
 
 
+def parse_ts(raw: str, now: datetime, limits: Limits) -> datetime:
+    """The UTC instant of an RFC 3339 string inside [limits.min_ts, now + max_future_s].
+
+    Raises ContractError: ``schema`` when not RFC 3339, ``out_of_range_timestamp`` outside the
+    window (including instants no datetime can hold, such as year 1 at +14:00).
+    """
+    if len(raw) > 40 or not _RFC3339.match(raw):
+        raise _reject(Reason.SCHEMA, f"ts {raw[:64]!r} is not an RFC 3339 date-time")
+    try:
+        local = datetime.fromisoformat(raw.upper() if not raw.isupper() else raw)
+    except ValueError:  # e.g. February 30th or a leap second
+        raise _reject(Reason.SCHEMA, f"ts {raw!r} is not a valid date-time") from None
+    offset = local.utcoffset() or timedelta(0)
+    try:
+        ts = (local.replace(tzinfo=None) - offset).replace(tzinfo=UTC)
+    except OverflowError:
+        ts = None
+    if ts is None or ts < limits.min_ts or (ts - now).total_seconds() > limits.max_future_s:
+        raise _reject(
+            Reason.OUT_OF_RANGE_TIMESTAMP,
+            f"ts {raw} is outside [{format_ts(limits.min_ts)}, now + {limits.max_future_s:g}s]",
+        )
+    return ts
+
+
 def _timestamp(body: Mapping[str, Any], now: datetime, limits: Limits) -> datetime:
     raw = body.get("ts")
     if raw is None:
         raise _reject(Reason.SCHEMA, "missing field 'ts'")
     if not isinstance(raw, str):
         raise _reject(Reason.WRONG_TYPE, "ts must be an RFC 3339 string")
+    return parse_ts(raw, now, limits)
+
+
+def decode_json(payload: bytes) -> Any:
+    """The JSON value of a UTF-8 payload (no byte-order mark, no UTF-16/32), else ContractError."""
     try:
-        ts = datetime.fromisoformat(raw)
-    except ValueError:
-        raise _reject(Reason.SCHEMA, f"ts {raw[:64]!r} is not RFC 3339") from None
-    if ts.tzinfo is None:
-        raise _reject(Reason.SCHEMA, "ts must carry a UTC offset (e.g. 'Z')")
-    ts = ts.astimezone(UTC)
-    if (ts - now).total_seconds() > limits.max_future_s:
-        raise _reject(
-            Reason.FUTURE_TIMESTAMP, f"ts {raw[:64]} is more than {limits.max_future_s:g}s ahead"
-        )
-    return ts
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _reject(Reason.NOT_JSON, f"payload is not UTF-8: {exc}"[:200]) from None
+    if text.startswith("\ufeff"):
+        raise _reject(Reason.NOT_JSON, "payload starts with a byte-order mark; send plain UTF-8")
+    try:
+        return json.loads(text, parse_constant=_no_constants, object_pairs_hook=_no_duplicates)
+    except ContractError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise _reject(Reason.NOT_JSON, str(exc)[:200]) from None
 
 
 def _seq(body: Mapping[str, Any]) -> int:
@@ -205,22 +251,21 @@ def _values(raw: Any, spec: MachineSpec | None) -> dict[str, float | None]:
         raise _reject(Reason.SCHEMA, "values is empty")
     out: dict[str, float | None] = {}
     for name, v in raw.items():
-        if v is None:  # a sensor drop-out is data, not an error
+        bounds = spec.bounds.get(name) if spec is not None else None
+        if spec is not None and bounds is None:
+            raise _reject(
+                Reason.UNKNOWN_SENSOR,
+                f"sensor {name[:64]!r} is not declared for {spec.type_id}",
+            )
+        if v is None:  # a drop-out of a declared sensor is data, not an error
             out[name] = None
             continue
         f = _finite(f"values.{name}", v)
-        if spec is not None:
-            bounds = spec.bounds.get(name)
-            if bounds is None:
-                raise _reject(
-                    Reason.UNKNOWN_SENSOR,
-                    f"sensor {name[:64]!r} is not declared for {spec.type_id}",
-                )
-            if not bounds[0] <= f <= bounds[1]:
-                raise _reject(
-                    Reason.OUT_OF_BOUNDS,
-                    f"values.{name}={f:g} outside [{bounds[0]:g}, {bounds[1]:g}]",
-                )
+        if bounds is not None and not bounds[0] <= f <= bounds[1]:
+            raise _reject(
+                Reason.OUT_OF_BOUNDS,
+                f"values.{name}={f:g} outside [{bounds[0]:g}, {bounds[1]:g}]",
+            )
         out[name] = f
     return out
 
@@ -238,12 +283,7 @@ def validate(
     if len(payload) > limits.max_bytes:
         raise _reject(Reason.OVERSIZED, f"{len(payload)} bytes > {limits.max_bytes}")
     site, machine, kind = parse_topic(topic, root)
-    try:
-        body = json.loads(payload, parse_constant=_no_constants, object_pairs_hook=_no_duplicates)
-    except ContractError:
-        raise
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise _reject(Reason.NOT_JSON, str(exc)[:200]) from None
+    body = decode_json(payload)
     if not isinstance(body, dict):
         raise _reject(Reason.SCHEMA, "payload must be a JSON object")
     schema = body.get("schema", SCHEMA_VERSION)
@@ -311,6 +351,11 @@ def _event(
         raise _reject(Reason.SCHEMA, f"kind must be one of {', '.join(MAINTENANCE_KINDS)}")
     if state is not None and state not in MACHINE_STATES:
         raise _reject(Reason.SCHEMA, f"state must be one of {', '.join(MACHINE_STATES)}")
+    if mode is not None and spec is not None and mode not in spec.failure_modes:
+        raise _reject(
+            Reason.UNKNOWN_FAILURE_MODE,
+            f"failure mode {mode[:64]!r} is not declared for {spec.type_id}",
+        )
     duration: float | None = None
     if body.get("duration_s") is not None:
         duration = _finite("duration_s", body["duration_s"])
@@ -329,12 +374,16 @@ def json_schema() -> dict[str, Any]:
     common = {
         "schema": {"const": SCHEMA_VERSION},
         "machine": {"type": "string", "minLength": 1, "maxLength": _NAME_MAX},
-        "ts": {"type": "string", "format": "date-time", "description": "RFC 3339 UTC event time"},
+        "ts": {
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC 3339 event time, from 2000-01-01 to a few minutes ahead",
+        },
         "seq": {
             "type": "integer",
             "minimum": 0,
             "maximum": MAX_SEQ,
-            "description": "per-machine, strictly increasing",
+            "description": "per-machine, increasing; (machine, seq) identifies a reading",
         },
     }
     telemetry = {

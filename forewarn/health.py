@@ -23,12 +23,15 @@ from prometheus_client import (
 
 log = logging.getLogger(__name__)
 
+# Unauthenticated endpoints listen on loopback unless FOREWARN_METRICS_HOST says otherwise.
+DEFAULT_HOST = "127.0.0.1"
+
 
 def serve(
     registry: CollectorRegistry,
     ready: Callable[[], bool],
     port: int,
-    host: str = "0.0.0.0",
+    host: str = DEFAULT_HOST,
     name: str = "metrics",
 ) -> ThreadingHTTPServer:
     """Serve /metrics, /healthz and /readyz in a daemon thread; the caller shuts it down."""
@@ -101,6 +104,6 @@ class LoopHealth:
     def ready(self) -> bool:
         return time.time() - self._last <= self.max_age_s
 
-    def serve(self, port: int) -> ThreadingHTTPServer | None:
-        """Start the endpoint on ``port`` (0 = none)."""
-        return serve(self.registry, self.ready, port, name="health") if port else None
+    def serve(self, port: int, host: str = DEFAULT_HOST) -> ThreadingHTTPServer | None:
+        """Start the endpoint on ``host:port`` (port 0 = none)."""
+        return serve(self.registry, self.ready, port, host, name="health") if port else None

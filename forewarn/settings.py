@@ -6,6 +6,7 @@ An unset database URL means the embedded PostgreSQL; an unset broker URL means t
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from forewarn.contract import MIN_TS
 from forewarn.errors import ConfigError
 
 ENV_PREFIX = "FOREWARN_"
@@ -81,9 +83,22 @@ class IngestSettings(BaseModel):
         default=False, description="register unknown machines instead of rejecting"
     )
     max_payload_bytes: int = Field(default=64 * 1024, ge=256)
-    max_future_s: float = Field(default=300.0, ge=0, description="reject timestamps further ahead")
+    max_future_s: float = Field(
+        default=300.0, ge=0, description="event times further ahead are out_of_range_timestamp"
+    )
+    min_timestamp: datetime = Field(
+        default=MIN_TS, description="event times before this are out_of_range_timestamp"
+    )
+    stall_after_s: float = Field(
+        default=30.0, gt=0, description="/readyz fails when taken messages stay unsettled this long"
+    )
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     shared_group: str | None = Field(default=None, description="MQTT shared-subscription group")
+
+    @field_validator("min_timestamp")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        return v if v.tzinfo is not None else v.replace(tzinfo=UTC)
 
 
 class ApiSettings(BaseModel):
@@ -135,6 +150,10 @@ class Settings(BaseSettings):
     clock: Literal["plant", "wall"] = Field(
         default="plant",
         description="plant time: the newest reading (never ahead of the wall clock), or the wall clock",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="bind address of every service's unauthenticated /metrics, /healthz, /readyz",
     )
     db: DbSettings = DbSettings()
     mqtt: MqttSettings = MqttSettings()

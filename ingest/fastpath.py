@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 import orjson
 
 from forewarn.assets import MachineSpec
-from forewarn.contract import MAX_SEQ, SCHEMA_VERSION, Limits, Telemetry
+from forewarn.contract import MAX_SEQ, SCHEMA_VERSION, Limits, Telemetry, parse_ts
+from forewarn.errors import ContractError
 
 _FIELDS = frozenset(("schema", "machine", "ts", "seq", "values", "regime"))
 _NAME_MAX = 128
 _QUOTE = ord('"')
+_BOM = b"\xef\xbb\xbf"
 
 
 def fast_telemetry(
@@ -38,7 +40,7 @@ def fast_telemetry(
     root: str,
 ) -> Telemetry | None:
     """The validated telemetry for a plain, well-formed message of a known machine, else None."""
-    if len(payload) > limits.max_bytes or b"\\" in payload:
+    if len(payload) > limits.max_bytes or b"\\" in payload or payload.startswith(_BOM):
         return None
     parts = topic.split("/")
     root_parts = root.count("/") + 1
@@ -72,13 +74,8 @@ def fast_telemetry(
     if type(raw_ts) is not str:
         return None
     try:
-        ts = datetime.fromisoformat(raw_ts)
-    except ValueError:
-        return None
-    if ts.tzinfo is None:
-        return None
-    ts = ts.astimezone(UTC)
-    if (ts - now).total_seconds() > limits.max_future_s:
+        ts = parse_ts(raw_ts, now, limits)
+    except ContractError:
         return None
     seq = body.get("seq")
     if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
@@ -89,6 +86,9 @@ def fast_telemetry(
     bounds = spec.bounds
     values: dict[str, float | None] = {}
     for key, v in values_raw.items():
+        b = bounds.get(key)
+        if b is None:
+            return None
         if v is None:
             values[key] = None
             continue
@@ -96,8 +96,7 @@ def fast_telemetry(
         if tv is not float and tv is not int:
             return None
         f = float(v)
-        b = bounds.get(key)
-        if b is None or not math.isfinite(f) or not b[0] <= f <= b[1]:
+        if not math.isfinite(f) or not b[0] <= f <= b[1]:
             return None
         values[key] = f
     return Telemetry(site, machine, ts, seq, values, regime, None, known=True)

@@ -2,7 +2,8 @@
 
 Endpoints on ``settings.ingest.metrics_port`` (0 = no server):
 ``/metrics`` (Prometheus text format), ``/healthz`` (200 while the process runs: liveness) and
-``/readyz`` (200 when connected to the broker and the last database write succeeded, else 503).
+``/readyz`` (200 when connected to the broker, the last database write succeeded and taken
+messages are being settled, else 503). They bind ``settings.metrics_host`` (127.0.0.1 by default).
 Each worker has its own :class:`~prometheus_client.CollectorRegistry`, so several pipelines can
 live in one process (tests, the benchmark) without clashing.
 """
@@ -101,6 +102,11 @@ class _ReceivedCollector(Collector):
         yield family
 
 
-def serve(metrics: IngestMetrics, port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:
+def serve(
+    metrics: IngestMetrics,
+    port: int,
+    host: str = health.DEFAULT_HOST,
+    ready: Callable[[], bool] | None = None,
+) -> ThreadingHTTPServer:
     """Serve /metrics, /healthz and /readyz in a daemon thread; the caller shuts it down."""
-    return health.serve(metrics.registry, metrics.ready, port, host, name="ingest-metrics")
+    return health.serve(metrics.registry, ready or metrics.ready, port, host, name="ingest-metrics")

@@ -21,7 +21,7 @@ from typing import cast
 import psycopg
 
 from forewarn.assets import MachineSpec
-from forewarn.contract import Event, Limits, Telemetry, validate
+from forewarn.contract import Event, Limits, Reason, Telemetry, validate
 from forewarn.errors import ContractError, StorageUnavailable
 from forewarn.storage.registry import machine_specs
 from ingest.fastpath import fast_telemetry
@@ -35,6 +35,7 @@ DRAIN_TIMEOUT_S = 30.0
 IDLE_FLUSH_S = 0.02  # flush a partial batch once no message arrived for this long
 POLL_S = 0.002  # the writer's nap between looks at the queue while it fills a batch  # on stop, give up on an unreachable database after this long
 BACKOFF_MAX_S = 5.0  # database retry: 0.1 s, doubling per failed attempt, capped here
+STALL_AFTER_S = 30.0  # /readyz fails when taken messages stay unsettled this long
 
 TELEMETRY, EVENT, DEAD = 0, 1, 2
 # (kind, Telemetry | Event | (reason, detail), topic, payload, mid, qos, connection generation)
@@ -74,8 +75,15 @@ class Pipeline:
         flush_interval_s: float,
         queue_max: int,
         on_commit: Callable[[CommitInfo], None] | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        stall_after_s: float = STALL_AFTER_S,
     ) -> None:
         self._connect = connect
+        self._now = now
+        self._stall_after_s = stall_after_s
+        self.taken = 0  # messages that entered intake (network thread)
+        self.settled = 0  # of those, written and acknowledged (writer thread)
+        self._watch = (0, time.monotonic())  # (settled, since when) for stalled()
         self._ack = ack
         self._specs = specs
         self._limits = limits
@@ -115,26 +123,58 @@ class Pipeline:
         try:
             if not self._accepting:
                 return  # draining: not acked, so the broker redelivers it to the next session
-            now = datetime.now(UTC)
-            item: Item
-            msg = fast_telemetry(
-                topic, payload, self._specs, now=now, limits=self._limits, root=self._root
-            )
-            if msg is not None:
-                item = (TELEMETRY, msg, topic, payload, mid, qos, self._gen)
-            else:
-                try:
-                    full = validate(
-                        topic, payload, self._specs, now=now, limits=self._limits, root=self._root
-                    )
-                    kind = TELEMETRY if isinstance(full, Telemetry) else EVENT
-                    item = (kind, full, topic, payload, mid, qos, self._gen)
-                except ContractError as exc:
-                    item = (DEAD, (exc.reason, exc.detail), topic, payload, mid, qos, self._gen)
+            self.taken += 1
+            item = self._classify(topic, payload, mid, qos)
             self.received[item[0]] += 1
             self.queue.put(item)
         finally:
             self._putting = False
+
+    def _classify(self, topic: str, payload: bytes, mid: int, qos: int) -> Item:
+        """The queue item for one message: validated, or a dead letter with its reason.
+
+        Never raises: a message that makes validation itself fail is dead-lettered as
+        ``internal`` (logged once, with the traceback) and acknowledged like any dead letter,
+        so one poison message can never be redelivered forever and stall the broker's window.
+        """
+        gen = self._gen
+        try:
+            now = self._now()
+            msg = fast_telemetry(
+                topic, payload, self._specs, now=now, limits=self._limits, root=self._root
+            )
+            if msg is not None:
+                return (TELEMETRY, msg, topic, payload, mid, qos, gen)
+            full = validate(
+                topic, payload, self._specs, now=now, limits=self._limits, root=self._root
+            )
+            kind = TELEMETRY if isinstance(full, Telemetry) else EVENT
+            return (kind, full, topic, payload, mid, qos, gen)
+        except ContractError as exc:
+            return (DEAD, (exc.reason, exc.detail), topic, payload, mid, qos, gen)
+        except Exception as exc:  # a validation bug must not leave the message unacknowledged
+            log.exception("validating a message on %r failed; dead-lettered as internal", topic)
+            detail = f"{type(exc).__name__}: {exc}"[:500]
+            return (DEAD, (Reason.INTERNAL.value, detail), topic, payload, mid, qos, gen)
+
+    def stalled(self, now: float | None = None) -> bool:
+        """True when messages were taken but none was settled for ``stall_after_s``.
+
+        Settled means written and acknowledged (or given back for redelivery on reconnect).
+        Read by ``/readyz``: a worker that holds messages without making progress is not ready.
+        """
+        now = time.monotonic() if now is None else now
+        taken, settled = self.taken, self.settled
+        if taken <= settled:
+            self._watch = (settled, now)
+            return False
+        if self._watch[0] != settled:
+            self._watch = (settled, now)
+            return False
+        return now - self._watch[1] > self._stall_after_s
+
+    def ready(self) -> bool:
+        return self.metrics.ready() and not self.stalled()
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -283,6 +323,7 @@ class Pipeline:
             gen = self._gen
             # older deliveries come again after a reconnect: their acks must not go out
             self._ack([(item[4], item[5]) for item in items if item[6] == gen])
+        self.settled += len(items)
 
     def _record(self, items: list[Item], batch: Batch, written: Written, commit_s: float) -> None:
         m = self.metrics

@@ -52,6 +52,7 @@ def make_client(
     on_message: Callable[[str, bytes, int, int], None],
     filters: list[str],
     on_connection: Callable[[bool], None],
+    on_subscribed: Callable[[], None] | None = None,
     username: str | None = None,
     password: str | None = None,
     tls: bool = False,
@@ -103,7 +104,20 @@ def make_client(
         except Exception:  # one bad payload never kills the loop; it is redelivered later
             log.exception("intake failed for a message on %r", msg.topic)
 
+    def _on_subscribe(
+        _c: mqtt.Client, _u: Any, _mid: int, codes: list[ReasonCode], _p: Any
+    ) -> None:
+        try:
+            refused = [c for c in codes if c.is_failure]
+            if refused:
+                log.error("broker refused a subscription to %s: %s", filters, refused)
+            elif on_subscribed is not None:
+                on_subscribed()
+        except Exception:
+            log.exception("on_subscribe failed")
+
     client.on_connect = _on_connect
+    client.on_subscribe = _on_subscribe
     client.on_disconnect = _on_disconnect
     client.on_message = _on_message
     return client
@@ -182,8 +196,8 @@ def run_ingest(
     ack, disconnect. The database must be migrated. Blocks; installs no signal handlers.
 
     ``client_id`` overrides settings.mqtt.client_id (one per worker in a shared group);
-    ``on_commit`` is called on the writer thread after each commit and ack; ``ready`` is set on
-    the first connection; ``hold``, when given, makes intake wait until it is set (the benchmark
+    ``on_commit`` is called on the writer thread after each commit and ack; ``ready`` is set when
+    the broker acknowledged the subscriptions (SUBACK); ``hold``, when given, makes intake wait until it is set (the benchmark
     uses it to queue a backlog at the broker while connected).
     """
     ing, mq = settings.ingest, settings.mqtt
@@ -197,6 +211,7 @@ def run_ingest(
         max_bytes=ing.max_payload_bytes,
         max_future_s=ing.max_future_s,
         auto_register=ing.auto_register,
+        min_ts=ing.min_timestamp,
     )
 
     def _connect_db() -> Any:
@@ -217,19 +232,19 @@ def run_ingest(
         flush_interval_s=ing.flush_interval_s,
         queue_max=ing.queue_max,
         on_commit=on_commit,
+        stall_after_s=ing.stall_after_s,
     )
 
     def _on_connection(up: bool) -> None:
         pipeline.new_connection()
         pipeline.metrics.connected.set(1 if up else 0)
-        if up and ready is not None:
-            ready.set()
 
     client = make_client(
         client_id or mq.client_id,
         on_message=pipeline.intake if hold is None else _held(pipeline.intake, hold),
         filters=subscriptions(mq.topic_root, ing.shared_group),
         on_connection=_on_connection,
+        on_subscribed=ready.set if ready is not None else None,
         username=username,
         password=password,
         tls=tls,
@@ -239,7 +254,9 @@ def run_ingest(
     server = None
     if ing.metrics_port:
         try:
-            server = serve(pipeline.metrics, ing.metrics_port)
+            server = serve(
+                pipeline.metrics, ing.metrics_port, settings.metrics_host, pipeline.ready
+            )
         except OSError as exc:  # a busy port must not stop ingestion
             log.error("metrics endpoint on port %d unavailable: %s", ing.metrics_port, exc)
     pipeline.metrics.db_ok.set(1)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import orjson
 import psycopg
 
-from forewarn.contract import Event, Telemetry
+from forewarn.contract import Event, Reason, Telemetry
 from forewarn.storage.readings import insert_dead_letters, insert_events
 from forewarn.storage.registry import register_unknown_machine
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 # A dead letter for a message the database itself refused (e.g. a NUL character in a string):
 # not a contract reason, but it must not block the stream either.
-DB_REJECTED = "db_rejected"
+DB_REJECTED = Reason.DB_REJECTED.value
 
 _READINGS_STAGE = (
     "create temp table if not exists ingest_readings_stage"

@@ -125,7 +125,7 @@ def alerts_run(
         from forewarn.health import LoopHealth
 
         health = LoopHealth("alerts", max_age_s=max(30.0, 10 * interval_s))
-        server = health.serve(metrics_port)
+        server = health.serve(metrics_port, settings.metrics_host)
         run_alerting_loop(
             settings, url, stop=stop, interval_s=interval_s, webhook_client=client, health=health
         )

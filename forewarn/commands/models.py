@@ -121,7 +121,7 @@ def score(
         from forewarn.health import LoopHealth
 
         health = LoopHealth("scoring", max_age_s=max(60.0, 10 * settings.models.score_cadence_s))
-        server = health.serve(metrics_port)
+        server = health.serve(metrics_port, settings.metrics_host)
         run_scoring_loop(settings, url, stop=stop, health=health)
         if server is not None:
             server.shutdown()

@@ -136,8 +136,7 @@ def running(
     thread = threading.Thread(target=target, name="test-ingest")
     thread.start()
     try:
-        assert w.ready.wait(15), "ingest did not connect"
-        time.sleep(0.3)  # the SUBACK follows the CONNACK
+        assert w.ready.wait(15), "ingest did not subscribe (no SUBACK)"
         yield w
     finally:
         w.stop.set()
