@@ -12,7 +12,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The Sparkplug B tests' edge node (pysparkplug needs paho-mqtt < 2) lives in its own venv.
+EDGE := $(VENV)/sparkplug-edge
+EDGE_STAMP := $(EDGE)/.installed
+
+$(EDGE_STAMP): tests/sparkplug_edge/requirements.txt
+	test -x $(EDGE)/bin/python || $(PY) -m venv $(EDGE)
+	$(EDGE)/bin/python -m pip install -q -r tests/sparkplug_edge/requirements.txt
+	touch $(EDGE_STAMP)
+
+install: $(STAMP) $(EDGE_STAMP)
 
 demo: install
 	$(BIN)/forewarn demo

@@ -6,13 +6,14 @@ An unset database URL means the embedded PostgreSQL; an unset broker URL means t
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from forewarn.contract import MIN_TS
 from forewarn.errors import ConfigError
@@ -101,6 +102,81 @@ class IngestSettings(BaseModel):
         return v if v.tzinfo is not None else v.replace(tzinfo=UTC)
 
 
+def _name_list(v: Any) -> Any:
+    """A list setting is comma-separated text (``a,b``) or a JSON list."""
+    if isinstance(v, str) and v.strip().startswith("["):
+        return json.loads(v)
+    if isinstance(v, str):
+        return [part.strip() for part in v.split(",") if part.strip()]
+    return v
+
+
+class SparkplugSettings(BaseModel):
+    groups: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Sparkplug B group ids ingest subscribes to (spBv1.0/<group>/#); empty = off",
+    )
+    auto_register: bool = Field(
+        default=False, description="register machines first seen in a birth certificate"
+    )
+    machine_id: str = Field(
+        default="{device}",
+        description="machine id of a device ({group}, {edge}, {device}; a node's own metrics use "
+        "the edge id as {device})",
+    )
+    rebirth_interval_s: float = Field(
+        default=5.0, ge=0, description="at most one rebirth request per edge node this often"
+    )
+
+    _split = field_validator("groups", mode="before")(_name_list)
+
+    @field_validator("machine_id")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        try:
+            v.format(group="g", edge="e", device="d")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"only {{group}}, {{edge}} and {{device}} may appear ({exc})"
+            ) from None
+        return v
+
+
+class OpcuaSettings(BaseModel):
+    endpoint: str | None = Field(default=None, description="opc.tcp://host:port/path")
+    map_file: Path | None = Field(default=None, description="node map (TOML)")
+    sampling_interval_ms: float = Field(default=500.0, gt=0)
+    security_policy: Literal[
+        "None", "Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss"
+    ] = "None"
+    security_mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
+    certificate: Path | None = Field(default=None, description="client certificate (PEM/DER)")
+    private_key: Path | None = Field(default=None, description="client private key (PEM)")
+    server_certificate: Path | None = Field(default=None, description="trusted server certificate")
+    username: str | None = None
+    password: SecretStr | None = None
+    buffer_dir: Path | None = Field(
+        default=None, description="on-disk outbox and sequence numbers (default state_dir/opcua)"
+    )
+    buffer_max: int = Field(
+        default=1_000_000, ge=1, description="messages kept while the broker is unreachable"
+    )
+    client_id: str = Field(default="forewarn-opcua", description="MQTT client id")
+    reconnect_max_s: float = Field(default=30.0, gt=0, description="longest reconnect backoff")
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Prometheus /metrics (0 = off)"
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _opc_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if urlsplit(v).scheme != "opc.tcp" or not urlsplit(v).hostname:
+            raise ValueError("must be opc.tcp://host:port")
+        return v
+
+
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -159,6 +235,8 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = MqttSettings()
     ingest: IngestSettings = IngestSettings()
     api: ApiSettings = ApiSettings()
+    sparkplug: SparkplugSettings = SparkplugSettings()
+    opcua: OpcuaSettings = OpcuaSettings()
     models: ModelSettings = ModelSettings()
     notify: NotifySettings = NotifySettings()
 

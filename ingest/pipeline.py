@@ -26,6 +26,8 @@ from forewarn.errors import ContractError, StorageUnavailable
 from forewarn.storage.registry import machine_specs
 from ingest.fastpath import fast_telemetry
 from ingest.metrics import IngestMetrics
+from ingest.sparkplug.codec import NAMESPACE, SpbTopic
+from ingest.sparkplug.host import Outcome, SparkplugHost
 from ingest.writer import Batch, Written, isolate_poison, write_batch
 
 log = logging.getLogger(__name__)
@@ -37,8 +39,10 @@ POLL_S = 0.002  # the writer's nap between looks at the queue while it fills a b
 BACKOFF_MAX_S = 5.0  # database retry: 0.1 s, doubling per failed attempt, capped here
 STALL_AFTER_S = 30.0  # /readyz fails when taken messages stay unsettled this long
 
-TELEMETRY, EVENT, DEAD = 0, 1, 2
-# (kind, Telemetry | Event | (reason, detail), topic, payload, mid, qos, connection generation)
+TELEMETRY, EVENT, DEAD, SPARKPLUG = 0, 1, 2, 3
+SPB_PREFIX = NAMESPACE + "/"
+# (kind, Telemetry | Event | (reason, detail) | sparkplug Outcome, topic, payload, mid, qos,
+#  connection generation)
 Item = tuple[int, object, str, bytes, int, int, int]
 
 
@@ -77,6 +81,8 @@ class Pipeline:
         on_commit: Callable[[CommitInfo], None] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         stall_after_s: float = STALL_AFTER_S,
+        sparkplug: SparkplugHost | None = None,
+        rebirth: Callable[[SpbTopic], None] | None = None,
     ) -> None:
         self._connect = connect
         self._now = now
@@ -84,6 +90,8 @@ class Pipeline:
         self.taken = 0  # messages that entered intake (network thread)
         self.settled = 0  # of those, written and acknowledged (writer thread)
         self._watch = (0, time.monotonic())  # (settled, since when) for stalled()
+        self._sparkplug = sparkplug
+        self._rebirth = rebirth
         self._ack = ack
         self._specs = specs
         self._limits = limits
@@ -92,10 +100,13 @@ class Pipeline:
         self._flush_interval_s = flush_interval_s
         self._on_commit = on_commit
         self.queue: queue.Queue[Item] = queue.Queue(maxsize=queue_max)
-        self.received = [0, 0, 0]  # by kind (TELEMETRY, EVENT, DEAD); a plain int is cheapest here
+        # by kind (TELEMETRY, EVENT, DEAD, SPARKPLUG); a plain int is cheapest here
+        self.received = [0, 0, 0, 0]
         self.metrics = IngestMetrics(
             lambda: self.queue.qsize(),
-            lambda: dict(zip(("telemetry", "event", "rejected"), self.received, strict=True)),
+            lambda: dict(
+                zip(("telemetry", "event", "rejected", "sparkplug"), self.received, strict=True)
+            ),
         )
         self._accepting = True
         self._putting = False  # the network thread is inside intake()
@@ -140,6 +151,8 @@ class Pipeline:
         gen = self._gen
         try:
             now = self._now()
+            if self._sparkplug is not None and topic.startswith(SPB_PREFIX):
+                return self._sparkplug_item(topic, payload, mid, qos, now)
             msg = fast_telemetry(
                 topic, payload, self._specs, now=now, limits=self._limits, root=self._root
             )
@@ -175,6 +188,16 @@ class Pipeline:
 
     def ready(self) -> bool:
         return self.metrics.ready() and not self.stalled()
+
+    def _sparkplug_item(
+        self, topic: str, payload: bytes, mid: int, qos: int, now: datetime
+    ) -> Item:
+        """Decode a Sparkplug B message into contract messages (or one dead letter)."""
+        assert self._sparkplug is not None
+        out = self._sparkplug.handle(topic, payload, self._specs, now)  # raises ContractError
+        if out.rebirth is not None and self._rebirth is not None:
+            self._rebirth(out.rebirth)
+        return (SPARKPLUG, out, topic, payload, mid, qos, self._gen)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -256,6 +279,10 @@ class Pipeline:
         tele_raw: list[tuple[str, bytes]] = []
         event_raw: list[tuple[str, bytes]] = []
         for kind, obj, topic, payload, _mid, _qos, _gen in items:
+            if kind == SPARKPLUG:
+                assert isinstance(obj, Outcome)
+                self._add_sparkplug(batch, obj, topic, payload, tele_raw, event_raw)
+                continue
             if kind == TELEMETRY:
                 assert isinstance(obj, Telemetry)
                 tele.append(obj)
@@ -272,6 +299,28 @@ class Pipeline:
                 unknown[obj.machine] = obj.site
         batch.raw = tele_raw + event_raw
         return batch
+
+    def _add_sparkplug(
+        self,
+        batch: Batch,
+        out: Outcome,
+        topic: str,
+        payload: bytes,
+        tele_raw: list[tuple[str, bytes]],
+        event_raw: list[tuple[str, bytes]],
+    ) -> None:
+        batch.births.extend(out.births)
+        if out.dead is not None:
+            batch.dead.append((topic, payload, *out.dead))
+        for msg in out.messages:
+            if isinstance(msg, Telemetry):
+                batch.readings.append(msg)
+                tele_raw.append((topic, payload))
+            else:
+                batch.events.append(msg)
+                event_raw.append((topic, payload))
+            if not msg.known and msg.machine not in self._registered:
+                batch.unknown[msg.machine] = msg.site
 
     def _commit(
         self, conn: psycopg.Connection | None, items: list[Item]

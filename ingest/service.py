@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -22,6 +23,8 @@ from forewarn.settings import Settings
 from forewarn.storage.db import connect
 from ingest.metrics import serve
 from ingest.pipeline import CommitInfo, Pipeline, load_specs
+from ingest.sparkplug import codec as spb
+from ingest.sparkplug.host import SparkplugHost
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +41,17 @@ class IngestResult:
     max_queue_depth: int
 
 
-def subscriptions(root: str, shared_group: str | None) -> list[str]:
-    """The topic filters a worker subscribes to (``$share/<group>/...`` when scaled out)."""
+def subscriptions(
+    root: str, shared_group: str | None, sparkplug_groups: list[str] | None = None
+) -> list[str]:
+    """The topic filters a worker subscribes to (``$share/<group>/...`` when scaled out).
+
+    Sparkplug B groups are never shared: an edge node's aliases and ``seq`` have one owner.
+    """
     filters = [f"{root}/+/+/telemetry", f"{root}/+/+/event"]
     if shared_group:
         filters = [f"$share/{shared_group}/{f}" for f in filters]
-    return filters
+    return filters + spb.subscriptions(sparkplug_groups or [])
 
 
 def make_client(
@@ -222,6 +230,23 @@ def run_ingest(
     log.info("ingest: %d registered machines, auto_register=%s", len(specs), ing.auto_register)
 
     client_ref: list[mqtt.Client] = []
+    spb_settings = settings.sparkplug
+    spb_host = None
+    if spb_settings.groups:
+        spb_host = SparkplugHost(
+            spb_settings.groups,
+            root=mq.topic_root,
+            limits=limits,
+            auto_register=spb_settings.auto_register,
+            machine_template=spb_settings.machine_id,
+            rebirth_interval_s=spb_settings.rebirth_interval_s,
+        )
+
+    def _rebirth(node: spb.SpbTopic) -> None:
+        log.info("asking Sparkplug edge node %s/%s for a rebirth", node.group, node.edge)
+        payload = spb.rebirth_request(int(time.time() * 1000))
+        client_ref[0].publish(spb.ncmd_topic(node.group, node.edge), payload, qos=0)
+
     pipeline = Pipeline(
         _connect_db,
         lambda pairs: ack_batch(client_ref[0], pairs),
@@ -233,6 +258,8 @@ def run_ingest(
         queue_max=ing.queue_max,
         on_commit=on_commit,
         stall_after_s=ing.stall_after_s,
+        sparkplug=spb_host,
+        rebirth=_rebirth,
     )
 
     def _on_connection(up: bool) -> None:
@@ -242,7 +269,7 @@ def run_ingest(
     client = make_client(
         client_id or mq.client_id,
         on_message=pipeline.intake if hold is None else _held(pipeline.intake, hold),
-        filters=subscriptions(mq.topic_root, ing.shared_group),
+        filters=subscriptions(mq.topic_root, ing.shared_group, spb_settings.groups),
         on_connection=_on_connection,
         on_subscribed=ready.set if ready is not None else None,
         username=username,

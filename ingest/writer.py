@@ -17,6 +17,7 @@ import psycopg
 from forewarn.contract import Event, Reason, Telemetry
 from forewarn.storage.readings import insert_dead_letters, insert_events
 from forewarn.storage.registry import register_unknown_machine
+from forewarn.storage.sparkplug import SparkplugMetricRow, upsert_sparkplug_metrics
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Batch:
     raw: list[tuple[str, bytes]] = field(default_factory=list)  # readings' then events' wire form
     dead: list[tuple[str, bytes, str, str]] = field(default_factory=list)
     unknown: dict[str, str] = field(default_factory=dict)  # machine -> site, to auto-register
+    births: list[SparkplugMetricRow] = field(default_factory=list)  # Sparkplug metric catalogue
 
     def __len__(self) -> int:
         return len(self.readings) + len(self.events) + len(self.dead)
@@ -82,6 +84,7 @@ def write_batch(conn: psycopg.Connection, batch: Batch) -> Written:
     with conn.transaction():
         for machine, site in batch.unknown.items():
             register_unknown_machine(conn, machine, site)
+        upsert_sparkplug_metrics(conn, batch.births)
         r = insert_readings_fast(conn, batch.readings)
         e = insert_events(conn, batch.events)
         d = insert_dead_letters(conn, batch.dead)
@@ -97,6 +100,9 @@ def isolate_poison(conn: psycopg.Connection, batch: Batch) -> Written:
     for machine, site in batch.unknown.items():
         with conn.transaction():
             register_unknown_machine(conn, machine, site)
+    if batch.births:
+        with conn.transaction():
+            upsert_sparkplug_metrics(conn, batch.births)
     singles: list[tuple[Batch, tuple[str, bytes]]] = []
     raw = iter(batch.raw)
     singles += [(Batch(readings=[t]), next(raw)) for t in batch.readings]
