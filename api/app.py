@@ -14,7 +14,17 @@ from api.auth import KeyCache, TokenBucket, authorize, check_rules
 from api.deps import Publish
 from api.fastpath import PollFastPath
 from api.metrics import Metrics, MetricsMiddleware
-from api.routes import alerts, health, keys, machines, models, predictions, roi, webhooks
+from api.routes import (
+    alerts,
+    health,
+    keys,
+    machines,
+    models,
+    policy,
+    predictions,
+    roi,
+    webhooks,
+)
 from api.schemas import Problem
 from forewarn.errors import ConfigError
 from forewarn.settings import Settings
@@ -100,7 +110,7 @@ def create_app(
     app.state.keys = KeyCache()
     app.state.limiter = TokenBucket(settings.api.rate_limit_per_min)
     app.state.metrics = Metrics()
-    for module in (health, machines, predictions, alerts, models, roi, webhooks, keys):
+    for module in (health, machines, predictions, alerts, models, policy, roi, webhooks, keys):
         app.include_router(module.router, responses=COMMON_RESPONSES)
     errors.install(app)
     docs.install(app)

@@ -45,6 +45,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/models"): READ,
     ("POST", "/v1/models/{name}/promote"): ADMIN,
     ("POST", "/v1/models/{name}/rollback"): ADMIN,
+    ("GET", "/v1/policy"): READ,
+    ("POST", "/v1/policy/promote"): ADMIN,
     ("GET", "/v1/roi"): READ,
     ("GET", "/v1/roi/ledger"): READ,
     ("GET", "/v1/roi/backtest"): READ,

@@ -70,6 +70,12 @@ class Alert(_Out):
     escalated_at: datetime | None
     version: int = Field(description="Increases on every change; send it as expected_version.")
     change_seq: int = Field(description="Position in the change stream (see /v1/alerts/changes).")
+    policy_version: int | None = Field(
+        default=None, description="The alert policy version that raised it (null: settings)."
+    )
+    raised_by_ts: datetime | None = Field(
+        default=None, description="Time of the prediction that raised it."
+    )
 
 
 class AlertDetail(Alert):

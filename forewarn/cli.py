@@ -126,6 +126,7 @@ AREAS: tuple[str, ...] = (
     "dashboard",
     "rollups",
     "backtest",
+    "policy",
     "models",
     "demo",
     "chaos",

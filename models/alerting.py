@@ -10,7 +10,7 @@ import logging
 import math
 import threading
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -29,7 +29,7 @@ UNSPECIFIED_MODE = "unspecified"
 MIN_THRESHOLD_SAMPLES = 50
 
 
-def _new_alert(p: dict[str, Any], now: datetime) -> store.NewAlert:
+def _new_alert(p: dict[str, Any], now: datetime, version: int | None = None) -> store.NewAlert:
     sev = policy.severity(p["failure_prob"], p["rul_h"])
     return store.NewAlert(
         machine_id=p["machine_id"],
@@ -43,13 +43,38 @@ def _new_alert(p: dict[str, Any], now: datetime) -> store.NewAlert:
         model_version_id=p["model_version_id"],
         inputs_age_s=(now - p["ts"]).total_seconds(),
         recommended_action=policy.recommended_action(p["mode"], sev),
+        policy_version=version,
+        raised_by_ts=p["ts"],
     )
 
 
+def current_policy(conn: psycopg.Connection, settings: Settings) -> policy.PolicySet:
+    """The live policy version, or the settings' policy when none has been promoted."""
+    from forewarn.storage.policies import live_policy
+
+    row = live_policy(conn)
+    if row is None:
+        return policy.settings_policy(settings)
+    return policy.PolicySet.from_dict(row["policy"], version=int(row["version"]))
+
+
+def _hours(ts: datetime | None) -> float:
+    return -math.inf if ts is None else ts.timestamp() / 3600.0
+
+
+def _from_hours(h: float) -> datetime | None:
+    return None if math.isinf(h) else datetime.fromtimestamp(h * 3600.0, UTC)
+
+
 def run_alerting_once(conn: psycopg.Connection, settings: Settings, now: datetime) -> int:
-    """Process every new champion prediction and escalate overdue alerts; returns alerts raised."""
+    """Process every new champion prediction and escalate overdue alerts; returns alerts raised.
+
+    Alerts are raised by :func:`models.policy.scan` under the live policy version (read at the
+    start of every pass, so a promotion takes effect from the next pass) -- the same function the
+    backtest replays history with.
+    """
     m = settings.models
-    fixed = policy.Thresholds(high=m.alert_high, low=m.alert_low, k=m.alert_k)
+    pols = current_policy(conn, settings)
     raised = 0
     with conn.transaction():
         close_overtaken(conn, now)
@@ -61,20 +86,17 @@ def run_alerting_once(conn: psycopg.Connection, settings: Settings, now: datetim
         conditions = store.machine_conditions(conn, machines)
         states = store.load_states(conn, machines)
         open_ = store.open_alerts(conn, machines)
-        overrides = store.load_thresholds(conn)
-        new_states: list[tuple[str, int, bool, datetime]] = []
+        new_states: list[tuple[str, int, bool, datetime, datetime | None]] = []
         flags: list[tuple[str, datetime, str]] = []
         for machine, rows in by_machine.items():
-            n, active = states.get(machine, (0, False))
+            n, active, quiet = states.get(machine, (0, False, None))
             machine_state, reset_at = conditions.get(machine, ("running", None))
             if reset_at is not None and rows[0]["ts"] < reset_at:
-                n, active = 0, False  # failed or worked on since: its risk starts over
-            state = policy.HysteresisState(n, active)
-            type_id = rows[0]["type_id"]
-            th = fixed
-            if type_id in overrides:
-                high, low = overrides[type_id]
-                th = policy.Thresholds(high=min(high, 1.0), low=low, k=m.alert_k)
+                # failed or worked on since: its risk starts over, as a new life does in the backtest
+                n, active, quiet = 0, False, None
+            state = policy.HysteresisState(n, active, _hours(quiet))
+            pol = pols.for_type(rows[0]["type_id"])
+            ok: list[dict[str, Any]] = []
             for p in rows:
                 if machine_state != "running" or (reset_at is not None and p["ts"] < reset_at):
                     # the machine is down or under maintenance, or has failed or been worked on
@@ -88,15 +110,28 @@ def run_alerting_once(conn: psycopg.Connection, settings: Settings, now: datetim
                     stale_after_s=m.stale_after_s,
                     scorer_flag=p["data_quality"],
                 )
-                if quality != "ok":
-                    if quality != "flagged":
-                        flags.append((machine, p["ts"], quality))
-                    continue  # low data quality: no alert and no effect on the hysteresis
-                state, decision = policy.step(state, p["failure_prob"], th)
+                if quality == "ok":
+                    ok.append(p)
+                elif quality != "flagged":
+                    flags.append((machine, p["ts"], quality))
+                # low data quality: no alert and no effect on the hysteresis
+            decisions, state = policy.scan(
+                [_hours(p["ts"]) for p in ok], [p["failure_prob"] for p in ok], pol, state
+            )
+            for p, code in zip(ok, decisions.tolist(), strict=True):
+                decision = policy.DECISIONS[code]
                 key = (machine, p["mode"] or UNSPECIFIED_MODE)
                 if decision == "raise":
+                    if pol.capacity_per_shift is not None:
+                        shift = policy.shift_of(_hours(p["ts"]), pol)
+                        since = _from_hours(shift * pol.shift_h)
+                        until = _from_hours((shift + 1) * pol.shift_h)
+                        assert since is not None and until is not None
+                        used = store.raised_in_shift(conn, rows[0]["type_id"], since, until)
+                        if not policy.within_capacity(used, pol):
+                            continue  # over the shift's capacity: not raised (as in the backtest)
                     plan = policy.plan_raise(open_, *key)
-                    a = _new_alert(p, now)
+                    a = _new_alert(p, now, pols.version)
                     if plan.action == "insert":
                         open_[key] = int(
                             store.insert_alert(conn, a, actor=SYSTEM_ACTOR, now=now)["id"]
@@ -107,13 +142,17 @@ def run_alerting_once(conn: psycopg.Connection, settings: Settings, now: datetim
                         store.refresh_alert(conn, plan.alert_id, a, actor=SYSTEM_ACTOR, now=now)
                 elif decision == "hold" and key in open_:
                     store.refresh_alert(
-                        conn, open_[key], _new_alert(p, now), actor=SYSTEM_ACTOR, now=now
+                        conn,
+                        open_[key],
+                        _new_alert(p, now, pols.version),
+                        actor=SYSTEM_ACTOR,
+                        now=now,
                     )
                 elif decision == "clear":
                     for other in [k for k in open_ if k[0] == machine]:
                         if _status(conn, open_[other]) != "open":
                             continue  # acknowledged: a technician is on it; it does not clear itself
-                        reason = f"cleared: failure probability {p['failure_prob']:.3f} < {th.low}"
+                        reason = f"cleared: failure probability {p['failure_prob']:.3f} < {pol.low}"
                         store.transition(
                             conn,
                             open_.pop(other),
@@ -122,7 +161,15 @@ def run_alerting_once(conn: psycopg.Connection, settings: Settings, now: datetim
                             reason=reason,
                             now=now,
                         )
-            new_states.append((machine, state.consecutive_high, state.active, rows[-1]["ts"]))
+            new_states.append(
+                (
+                    machine,
+                    state.consecutive_high,
+                    state.active,
+                    rows[-1]["ts"],
+                    _from_hours(state.quiet_until_h),
+                )
+            )
         store.flag_predictions(conn, flags)
         store.save_states(conn, new_states, now=now)
         store.escalate_due(conn, now=now, after_s=settings.api.escalate_after_s)
@@ -167,37 +214,48 @@ def _status(conn: psycopg.Connection, alert_id: int) -> str | None:
 def update_cost_thresholds(
     conn: psycopg.Connection, settings: Settings, now: datetime
 ) -> dict[str, Any]:
-    """Per machine type, store the threshold that maximises expected savings on labelled history.
+    """Propose a policy version whose per-type ``high`` maximises expected savings per alert.
 
-    Types with too little history, or where no threshold saves money, keep the fixed thresholds.
-    The low threshold keeps the configured low/high ratio.
+    The savings of each candidate threshold are counted per raised alert (:func:`scan` over each
+    machine's labelled scores), not per score. Types with too little history, or where no
+    threshold saves money, keep the live policy's. The proposal is stored, not promoted:
+    ``forewarn policy promote VERSION`` makes the engine use it.
     """
-    m = settings.models
-    ratio = m.alert_low / m.alert_high
-    out: dict[str, Any] = {}
+    from dataclasses import replace
+
+    from forewarn.storage.policies import save_policy
+
+    live = current_policy(conn, settings)
+    types: dict[str, policy.AlertPolicy] = dict(live.types)
+    out: dict[str, Any] = {"types": {}}
     with conn.transaction():
         for t in load_registry(conn).types:
-            hist = store.labelled_history(conn, t.id, horizon_h=m.horizon_h)
-            choice = policy.cost_threshold(hist, t.costs)
+            base = live.for_type(t.id)
+            hist = [
+                policy.Labelled(mid, _hours(ts), p, f)
+                for mid, ts, p, f in store.labelled_history(conn, t.id, horizon_h=base.horizon_h)
+            ]
+            choice = policy.cost_threshold(hist, t.costs, base)
             if len(hist) < MIN_THRESHOLD_SAMPLES or math.isinf(choice.threshold):
-                out[t.id] = {"source": "fixed", "high": m.alert_high, "samples": len(hist)}
+                out["types"][t.id] = {"source": "live", "high": base.high, "samples": len(hist)}
                 continue
-            store.save_threshold(
-                conn,
-                t.id,
-                high=choice.threshold,
-                low=choice.threshold * ratio,
-                source="cost",
-                expected_savings=choice.expected_savings,
-                samples=len(hist),
-                now=now,
-            )
-            out[t.id] = {
+            ratio = base.low / base.high
+            types[t.id] = replace(base, high=choice.threshold, low=choice.threshold * ratio)
+            out["types"][t.id] = {
                 "source": "cost",
                 "high": choice.threshold,
-                "expected_savings": choice.expected_savings,
+                "expected_savings": round(choice.expected_savings, 2),
                 "samples": len(hist),
             }
+        proposal = policy.PolicySet(default=live.default, types=types)
+        out["version"] = save_policy(
+            conn,
+            proposal.to_dict(),
+            source="thresholds",
+            figures={"expected_savings_in_sample": out["types"], "computed_at": now.isoformat()},
+            note="per-type thresholds maximising expected savings per alert (in sample)",
+        )
+    out["promote_with"] = f"forewarn policy promote {out['version']}"
     return out
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from forewarn.assets import Costs
+from models.policy import RAISE, AlertPolicy, scan, shift_of, within_capacity
 
 NEVER = math.inf  # threshold / interval meaning "never act"
 DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(
@@ -30,20 +31,40 @@ COST_FIELDS = tuple(Costs.__dataclass_fields__)
 
 @dataclass(frozen=True, slots=True)
 class BacktestConfig:
-    """How alerts are raised and judged; the threshold grid; the optional capacity limit."""
+    """The alert policy being tuned (all but its threshold), the threshold grid, the FI grid.
+
+    :meth:`policy_at` is the :class:`models.policy.AlertPolicy` with ``high`` = a grid threshold
+    and ``low`` = ``high * low_ratio``: the backtest replays exactly what the engine would run.
+    """
 
     horizon_h: float = 48.0  # an alert is "true" when the failure follows within this
     min_lead_h: float = 4.0  # ... and at least this much later (time to plan the repair)
     k: int = 3  # consecutive scores at or above the threshold that raise an alert
-    cooldown_h: float = 24.0  # no new alert on a machine this long after a false alarm
+    cooldown_h: float = 24.0  # no new alert on a machine this long after one was raised
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
-    capacity_per_shift: int | None = None  # at most K acted-on alerts per shift, plant-wide
+    capacity_per_shift: int | None = None  # at most K alerts per shift and machine type
     shift_h: float = 8.0  # shifts are aligned to midnight UTC
     fi_grid: int = 40  # candidate fixed intervals per machine type (plus "never")
+    low_ratio: float = 0.5  # the policy's low threshold as a share of its high one
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.horizon_h <= 0 or not 0 <= self.min_lead_h <= self.horizon_h:
             raise ValueError(f"need k >= 1 and 0 <= min_lead_h <= horizon_h > 0, got {self}")
+        if not 0 <= self.low_ratio < 1:
+            raise ValueError(f"need 0 <= low_ratio < 1, got {self.low_ratio}")
+
+    def policy_at(self, threshold: float) -> AlertPolicy:
+        """The alert policy this backtest evaluates at one threshold."""
+        return AlertPolicy(
+            high=threshold,
+            low=threshold * self.low_ratio,
+            k=self.k,
+            cooldown_h=self.cooldown_h,
+            horizon_h=self.horizon_h,
+            min_lead_h=self.min_lead_h,
+            capacity_per_shift=self.capacity_per_shift,
+            shift_h=self.shift_h,
+        )
 
 
 @dataclass
@@ -233,11 +254,10 @@ def summarize(
     fa = np.zeros((n, g), np.int32)
     lead = np.full((n, g), np.nan)
     dropped = np.zeros(g, np.int64)
-    cand = _candidates(lives, scores, ws, we, cfg.k)
+    per_life = _scores_by_life(lives, scores, ws, we)
     for j, theta in enumerate(th[:-1]):
-        sel = (cand["prev"] < theta) & (cand["min"] >= theta)
         dropped[j] = _run_policy(
-            cand["t"][sel], cand["life"][sel], start, end, failed, we, cfg,
+            per_life, ltype, start, end, failed, cfg.policy_at(theta),
             outcome[:, j], op[:, j], fa[:, j], lead[:, j],
         )  # fmt: skip
     return LifeSummary(
@@ -263,102 +283,105 @@ def summarize(
     )
 
 
-def _candidates(
-    lives: pd.DataFrame, scores: pd.DataFrame, ws: float, we: float, k: int
-) -> dict[str, np.ndarray]:
-    """Readings where the k-reading rolling minimum of the score rises, sorted by time.
-
-    With hysteresis "k consecutive scores >= theta", an alert is raised at reading i exactly when
-    min(p[i-k+1..i]) >= theta > min(p[i-k..i-1]), i.e. when theta lies in (prev, min]. Computing
-    the rolling minimum once serves every threshold.
-    """
-    empty = {x: np.zeros(0) for x in ("t", "prev", "min")} | {"life": np.zeros(0, np.int64)}
+def _scores_by_life(
+    lives: pd.DataFrame, scores: pd.DataFrame, ws: float, we: float
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each life's (times, probabilities) in time order: the scores inside the window and the life."""
+    out: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0), np.zeros(0))] * len(lives)
     if scores.empty or lives.empty:
-        return empty
-    codes = {m: i for i, m in enumerate(sorted(set(lives["machine"])))}
-    mc = scores["machine_id"].astype(str).map(codes)
-    ok = mc.notna().to_numpy()
-    t = hours(scores["ts"])[ok]
-    p = pd.to_numeric(scores["failure_prob"], errors="coerce").to_numpy(float)[ok]
-    m = mc.to_numpy()[ok].astype(np.int64)
-    keep = (t >= ws) & (t <= we) & ~np.isnan(p)
-    t, p, m = t[keep], p[keep], m[keep]
-    span = max(we - ws, 1.0) * 4 + 1.0
-    key = m * span + (t - ws)
-    order = np.argsort(key, kind="stable")
-    key, t, p, m = key[order], t[order], p[order], m[order]
-    # lives sorted by (machine, end): a score belongs to the first life that ends at or after it
-    lm = lives["machine"].map(codes).to_numpy(np.int64)
-    lkey = lm * span + (lives["end"].to_numpy(float) - ws)
-    lorder = np.argsort(lkey, kind="stable")
-    pos = np.searchsorted(lkey[lorder], key, side="left")
-    inside = pos < len(lorder)
-    life = np.full(len(t), -1, np.int64)
-    life[inside] = lorder[pos[inside]]
-    valid = life >= 0
+        return out
+    t_all = hours(scores["ts"])
+    p_all = pd.to_numeric(scores["failure_prob"], errors="coerce").to_numpy(float)
+    m_all = scores["machine_id"].astype(str).to_numpy()
+    keep = (t_all >= ws) & (t_all <= we) & ~np.isnan(p_all)
+    df = pd.DataFrame({"m": m_all[keep], "t": t_all[keep], "p": p_all[keep]})
+    by_m = {m: g.sort_values("t", kind="stable") for m, g in df.groupby("m")}
     lstart = lives["start"].to_numpy(float)
-    valid[valid] &= (lm[life[valid]] == m[valid]) & (t[valid] >= lstart[life[valid]])
-    t, p, life = t[valid], p[valid], life[valid]
-    if not len(t):
-        return empty
-    # rolling minimum of k scores within each life; -inf until a life has k scores
-    new_seg = np.r_[True, life[1:] != life[:-1]]
-    seg_start = np.maximum.accumulate(np.where(new_seg, np.arange(len(t)), 0))
-    padded = np.r_[np.full(k - 1, np.inf), p]
-    rmin = np.lib.stride_tricks.sliding_window_view(padded, k).min(axis=1)
-    rmin = np.where(np.arange(len(t)) - seg_start >= k - 1, rmin, -np.inf)
-    prev = np.where(new_seg, -np.inf, np.r_[-np.inf, rmin[:-1]])
-    up = rmin > prev
-    by_time = np.argsort(t[up], kind="stable")
-    return {
-        "t": t[up][by_time],
-        "life": life[up][by_time],
-        "prev": prev[up][by_time],
-        "min": rmin[up][by_time],
-    }
+    lend = lives["end"].to_numpy(float)
+    for m, idx in lives.groupby("machine").indices.items():
+        g = by_m.get(str(m))
+        if g is None:
+            continue
+        t, p = g["t"].to_numpy(), g["p"].to_numpy()
+        order = idx[np.argsort(lend[idx], kind="stable")]
+        lo = 0
+        for li in order:
+            # a score belongs to the first life that ends at or after it
+            hi_ = int(np.searchsorted(t, lend[li], side="right"))
+            a = lo + int(np.searchsorted(t[lo:hi_], lstart[li], side="left"))
+            out[li] = (t[a:hi_], p[a:hi_])
+            lo = hi_
+    return out
+
+
+def alert_times(
+    per_life: list[tuple[np.ndarray, np.ndarray]], pol: AlertPolicy
+) -> tuple[list[float], list[int]]:
+    """(time, life) of every alert :func:`models.policy.scan` -- the alert engine's rule -- raises
+    on each life's scores, the hysteresis starting fresh at each life's start."""
+    times: list[float] = []
+    owner: list[int] = []
+    for li, (t, p) in enumerate(per_life):
+        if len(t) < pol.k:
+            continue
+        d, _ = scan(t, p, pol)
+        r = np.flatnonzero(d == RAISE)
+        times.extend(t[r].tolist())
+        owner.extend([li] * len(r))
+    return times, owner
+
+
+def backtest_alerts(
+    scores: pd.DataFrame, pol: AlertPolicy, window: tuple[Any, Any], machines: list[str]
+) -> list[tuple[str, float]]:
+    """(machine, hours since the epoch) of the alerts the backtest raises on ``scores`` under
+    ``pol`` over ``window`` (a history without failures or maintenance: one life per machine)."""
+    nocost = {m: Costs(0, 0, 0, 0, 0, 0) for m in machines}
+    lives = build_lives(pd.DataFrame(columns=["machine_id", "ts"]), nocost, window)
+    ws, we = _hour(window[0]), _hour(window[1])
+    times, owner = alert_times(_scores_by_life(lives, scores, ws, we), pol)
+    names = lives["machine"].tolist()
+    return sorted((str(names[li]), t) for t, li in zip(times, owner, strict=True))
 
 
 def _run_policy(
-    times: np.ndarray,
-    life_of: np.ndarray,
+    per_life: list[tuple[np.ndarray, np.ndarray]],
+    ltype: np.ndarray,
     start: np.ndarray,
     end: np.ndarray,
     failed: np.ndarray,
-    we: float,
-    cfg: BacktestConfig,
+    pol: AlertPolicy,
     outcome: np.ndarray,
     op: np.ndarray,
     fa: np.ndarray,
     lead: np.ndarray,
 ) -> int:
-    """Walk the raised alerts in time order (writes the outcome columns); returns alerts dropped."""
+    """Judge the alerts of :func:`alert_times` in time order (writes the outcome columns);
+    returns the alerts over capacity."""
+    times, owner = alert_times(per_life, pol)
+    order = np.argsort(np.asarray(times), kind="stable")
     done = np.zeros(len(start), bool)
-    cool = np.full(len(start), -np.inf)
-    used: dict[int, int] = {}
+    used: dict[tuple[str, int], int] = {}
     dropped = 0
-    cap = cfg.capacity_per_shift
-    for t, li in zip(times.tolist(), life_of.tolist(), strict=True):
-        if done[li] or t < cool[li]:
+    for o in order.tolist():
+        t, li = times[o], owner[o]
+        if done[li]:
             continue
-        if cap is not None:
-            shift = math.floor(t / cfg.shift_h)
-            if used.get(shift, 0) >= cap:
-                dropped += 1
-                cool[li] = t + cfg.cooldown_h  # the unattended alert stays open
+        if pol.capacity_per_shift is not None:
+            key = (str(ltype[li]), shift_of(t, pol))
+            if not within_capacity(used.get(key, 0), pol):
+                dropped += 1  # not raised: the machine's alert stays pending (scan's cooldown)
                 continue
-            used[shift] = used.get(shift, 0) + 1
+            used[key] = used.get(key, 0) + 1
         ttf = end[li] - t
-        if failed[li] and ttf <= cfg.horizon_h:
+        if failed[li] and ttf <= pol.horizon_h:
             done[li] = True
             lead[li] = ttf
-            if ttf >= cfg.min_lead_h:
+            if ttf >= pol.min_lead_h:
                 outcome[li] = CAUGHT
                 op[li] = t - start[li]
             continue
-        if not failed[li] and ttf < cfg.horizon_h:
-            # censored before the horizon passed: nobody knows whether it was a false alarm
-            cool[li] = t + cfg.cooldown_h
-            continue
+        if not failed[li] and ttf < pol.horizon_h:
+            continue  # censored before the horizon passed: nobody knows whether it was false
         fa[li] += 1
-        cool[li] = t + cfg.cooldown_h
     return dropped

@@ -1,22 +1,29 @@
 """Alert policy: pure functions over plain data, time passed in. No storage, no I/O.
 
-- :func:`step` is the hysteresis: raise after ``k`` consecutive scores at or above ``high``,
-  clear once a score falls below ``low``; scores in between keep the current state.
+- :class:`AlertPolicy` (one per machine type) and :class:`PolicySet` (a stored, versioned set)
+  say how alerts are raised and judged; the alert engine and the backtest both read them.
+- :func:`scan` is THE rule deciding when an alert is raised from a machine's scores (hysteresis:
+  raise after ``k`` consecutive scores at or above ``high`` once the cooldown has passed, clear
+  once a score falls below ``low``); the alert engine and the backtest both call it.
 - :func:`plan_raise` is the de-duplication: one open or acknowledged alert per (machine, mode).
 - :func:`severity`, :func:`recommended_action`, :func:`maintenance_kind` describe an alert.
 - :func:`data_quality` gates predictions made on stale, missing or out-of-range inputs.
-- :func:`cost_threshold` picks the threshold that maximises expected savings on history.
+- :func:`cost_threshold` picks the threshold that maximises expected savings (per alert) on history.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
+
+from forewarn import money
 from forewarn.assets import Costs
+from forewarn.settings import Settings
 
 Decision = Literal["raise", "clear", "hold", "none"]
 Severity = Literal["low", "medium", "high", "critical"]
@@ -24,6 +31,89 @@ MaintenanceKind = Literal["inspection", "preventive", "repair"]
 OPEN_STATUSES = frozenset({"open", "acknowledged"})
 
 
+@dataclass(frozen=True, slots=True)
+class AlertPolicy:
+    """How alerts are raised for one machine type, and how the backtest judges them.
+
+    ``high``/``low``: hysteresis thresholds on the failure probability; ``k``: consecutive scores
+    at or above ``high`` that raise an alert; ``cooldown_h``: no new alert on a machine this long
+    after one was raised; ``horizon_h``: an alert is true when the failure follows within it, and
+    ``min_lead_h`` at least that much later; ``capacity_per_shift``: at most this many alerts of
+    the type per shift of ``shift_h`` hours (None: no limit).
+    """
+
+    high: float = 0.6
+    low: float = 0.3
+    k: int = 3
+    cooldown_h: float = 24.0
+    horizon_h: float = 48.0
+    min_lead_h: float = 4.0
+    capacity_per_shift: int | None = None
+    shift_h: float = 8.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.low < self.high or self.k < 1:
+            raise ValueError(f"need 0 <= low < high and k >= 1, got {self}")
+        if self.horizon_h <= 0 or not 0 <= self.min_lead_h <= self.horizon_h:
+            raise ValueError(f"need 0 <= min_lead_h <= horizon_h > 0, got {self}")
+        if self.cooldown_h < 0 or (
+            self.capacity_per_shift is not None and self.capacity_per_shift < 1
+        ):
+            raise ValueError(f"need cooldown_h >= 0 and capacity_per_shift >= 1, got {self}")
+
+    @property
+    def never(self) -> bool:
+        """A policy whose threshold no probability reaches: it never alerts."""
+        return self.high > 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AlertPolicy:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    """One versioned alert policy: an :class:`AlertPolicy` per machine type and a default.
+
+    ``version`` is the stored version (None: not stored, e.g. the settings' default).
+    """
+
+    default: AlertPolicy
+    types: Mapping[str, AlertPolicy] = field(default_factory=dict)
+    version: int | None = None
+
+    def for_type(self, type_id: str) -> AlertPolicy:
+        return self.types.get(type_id, self.default)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "default": self.default.to_dict(),
+            "types": {t: p.to_dict() for t, p in sorted(self.types.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], version: int | None = None) -> PolicySet:
+        return cls(
+            default=AlertPolicy.from_dict(d["default"]),
+            types={t: AlertPolicy.from_dict(p) for t, p in (d.get("types") or {}).items()},
+            version=version if version is not None else d.get("version"),
+        )
+
+
+def settings_policy(settings: Settings) -> PolicySet:
+    """The policy the engine uses before any version is promoted (from the settings)."""
+    m = settings.models
+    return PolicySet(
+        default=AlertPolicy(high=m.alert_high, low=m.alert_low, k=m.alert_k, horizon_h=m.horizon_h)
+    )
+
+
+# Thresholds kept for the hysteresis' callers that only know high/low/k.
 @dataclass(frozen=True, slots=True)
 class Thresholds:
     high: float
@@ -37,15 +127,95 @@ class Thresholds:
 
 @dataclass(frozen=True, slots=True)
 class HysteresisState:
+    """A machine's place in the hysteresis: consecutive high scores, alert active, quiet until
+    (hours since the epoch; no alert is raised before it: the cooldown)."""
+
     consecutive_high: int = 0
     active: bool = False
+    quiet_until_h: float = -math.inf
+
+
+# decisions of :func:`scan`, one per score
+NONE, RAISE, HOLD, CLEAR = 0, 1, 2, 3
+DECISIONS: tuple[Decision, ...] = ("none", "raise", "hold", "clear")
+
+
+def scan(
+    t_h: Sequence[float] | np.ndarray,
+    prob: Sequence[float] | np.ndarray,
+    pol: AlertPolicy,
+    state: HysteresisState = HysteresisState(),
+) -> tuple[np.ndarray, HysteresisState]:
+    """THE rule that decides when an alert is raised, for the alert engine and the backtest alike.
+
+    Over one machine's scores in time order (``t_h`` hours since the epoch, ``prob`` failure
+    probabilities), returns one decision per score (``NONE``, ``RAISE``, ``HOLD``, ``CLEAR``) and
+    the state after the last one. An alert is raised at the ``k``-th consecutive score at or above
+    ``high`` while none is active and the cooldown since the previous raise has passed (later
+    high scores raise it as soon as the cooldown ends); it stays active (``HOLD`` on high scores)
+    until a score below ``low`` clears it. Scores in between change nothing.
+
+    Vectorised: the loop runs once per raise or clear, not once per score.
+
+    >>> pol = AlertPolicy(high=0.6, low=0.3, k=2, cooldown_h=0)
+    >>> d, s = scan([0, 1, 2, 3, 4], [0.7, 0.8, 0.9, 0.5, 0.1], pol)
+    >>> [DECISIONS[x] for x in d], s.active
+    (['none', 'raise', 'hold', 'none', 'clear'], False)
+    """
+    t = np.asarray(t_h, float)
+    p = np.asarray(prob, float)
+    n = len(p)
+    out = np.zeros(n, np.int8)
+    if n == 0:
+        return out, state
+    hi = p >= pol.high
+    lo = p < pol.low
+    # length of the run of high scores ending at each score (carrying the previous batch's run)
+    idx = np.arange(n)
+    last_break = np.maximum.accumulate(np.where(~hi, idx, -1))
+    streak = np.where(hi, idx - last_break, 0)
+    first_run = last_break < 0
+    streak = np.where(hi & first_run, streak + state.consecutive_high, streak)
+    eligible = np.flatnonzero(streak >= pol.k)
+    t_el = t[eligible]
+    lows = np.flatnonzero(lo)
+    active, quiet = state.active, state.quiet_until_h
+    pos = 0
+    raised_at: list[int] = []
+    cleared_at: list[int] = []
+    while pos < n:
+        if active:
+            j = int(np.searchsorted(lows, pos))
+            if j >= len(lows):
+                break
+            c = int(lows[j])
+            cleared_at.append(c)
+            active, pos = False, c + 1
+        else:
+            j = max(int(np.searchsorted(eligible, pos)), int(np.searchsorted(t_el, quiet)))
+            if j >= len(eligible):
+                break
+            r = int(eligible[j])
+            raised_at.append(r)
+            active, quiet, pos = True, float(t[r]) + pol.cooldown_h, r + 1
+    # active spans: from each raise to its clear (or the end); high scores inside them are holds
+    act = np.zeros(n + 1, np.int32)
+    if state.active:
+        act[0] += 1
+    for r in raised_at:
+        act[r] += 1
+    for c in cleared_at:
+        act[c] -= 1
+    inside = np.cumsum(act[:n]) > 0
+    out[hi & inside] = HOLD
+    out[raised_at] = RAISE
+    out[cleared_at] = CLEAR
+    end_state = HysteresisState(int(streak[-1]), active, quiet)
+    return out, end_state
 
 
 def step(state: HysteresisState, prob: float, th: Thresholds) -> tuple[HysteresisState, Decision]:
-    """Advance the hysteresis by one score.
-
-    ``raise`` when the k-th consecutive high score arrives while inactive; ``hold`` for a high score
-    while active; ``clear`` when a score below ``low`` arrives while active; ``none`` otherwise.
+    """Advance the hysteresis by one score (:func:`scan` of one score, no cooldown).
 
     >>> th = Thresholds(high=0.6, low=0.3, k=2)
     >>> s, d = step(HysteresisState(), 0.7, th); d
@@ -57,16 +227,19 @@ def step(state: HysteresisState, prob: float, th: Thresholds) -> tuple[Hysteresi
     >>> step(s, 0.1, th)[1]
     'clear'
     """
-    if prob >= th.high:
-        n = state.consecutive_high + 1
-        if state.active:
-            return HysteresisState(n, True), "hold"
-        if n >= th.k:
-            return HysteresisState(n, True), "raise"
-        return HysteresisState(n, False), "none"
-    if prob < th.low:
-        return HysteresisState(0, False), ("clear" if state.active else "none")
-    return HysteresisState(0, state.active), "none"
+    pol = AlertPolicy(high=th.high, low=th.low, k=th.k, cooldown_h=0.0)
+    d, new = scan([0.0], [prob], pol, state)
+    return new, DECISIONS[int(d[0])]
+
+
+def shift_of(t_h: float, pol: AlertPolicy) -> int:
+    """The shift (of ``pol.shift_h`` hours, aligned to midnight UTC) a time falls in."""
+    return math.floor(t_h / pol.shift_h)
+
+
+def within_capacity(raised_in_shift: int, pol: AlertPolicy) -> bool:
+    """True when one more alert of this type may be raised in the current shift."""
+    return pol.capacity_per_shift is None or raised_in_shift < pol.capacity_per_shift
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,29 +344,50 @@ def data_quality(
 
 
 def unplanned_cost(c: Costs) -> float:
-    """Cost of a failure that was not prevented: downtime hours x cost per hour + repair."""
-    return c.repair_hours * c.downtime_cost_per_h + c.repair_cost
+    """Cost of a failure that was not prevented (:func:`forewarn.money.unplanned_failure`)."""
+    return money.unplanned_failure(c)
 
 
 def planned_cost(c: Costs) -> float:
-    """Cost of acting on a true alert: inspection, planned repair and its shorter downtime."""
-    return c.inspection_cost + c.planned_maintenance_cost + c.planned_hours * c.downtime_cost_per_h
+    """Cost of acting on a true alert (:func:`forewarn.money.planned_repair`)."""
+    return money.planned_repair(c)
 
 
-def expected_savings(
-    history: Sequence[tuple[float, bool]], threshold: float, costs: Costs
-) -> float:
-    """Savings against run-to-failure if every score >= threshold had raised an alert.
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    """One past champion score and whether a failure followed within the horizon."""
 
-    A true alert swaps an unplanned failure for planned maintenance; a false alert costs an
-    inspection; a score below the threshold changes nothing.
+    machine_id: str
+    t_h: float  # hours since the epoch
+    prob: float
+    failed: bool
+
+
+def alert_outcomes(history: Sequence[Labelled], pol: AlertPolicy) -> tuple[int, int]:
+    """(true alerts, false alerts) ``pol`` would have raised on ``history`` (via :func:`scan`)."""
+    by_machine: dict[str, list[Labelled]] = {}
+    for h in history:
+        by_machine.setdefault(h.machine_id, []).append(h)
+    true = false = 0
+    for rows in by_machine.values():
+        rows.sort(key=lambda h: h.t_h)
+        d, _ = scan([h.t_h for h in rows], [h.prob for h in rows], pol)
+        for i in np.flatnonzero(d == RAISE):
+            if rows[int(i)].failed:
+                true += 1
+            else:
+                false += 1
+    return true, false
+
+
+def expected_savings(history: Sequence[Labelled], pol: AlertPolicy, costs: Costs) -> float:
+    """Savings against run-to-failure had ``pol`` raised its alerts on ``history``: per ALERT.
+
+    Each raised alert (not each high score) counts once: a true one swaps an unplanned failure
+    for a planned repair, a false one costs an inspection.
     """
-    gain = unplanned_cost(costs) - planned_cost(costs)
-    total = 0.0
-    for p, failed in history:
-        if p >= threshold:
-            total += gain if failed else -costs.inspection_cost
-    return total
+    true, false = alert_outcomes(history, pol)
+    return true * money.avoided_failure(costs) - false * money.inspection(costs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,35 +398,35 @@ class ThresholdChoice:
 
 
 NEVER = math.inf
+CANDIDATE_THRESHOLDS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20)) + (
+    0.96,
+    0.98,
+    0.99,
+)
 
 
 def cost_threshold(
-    history: Iterable[tuple[float, bool]], costs: Costs, *, floor: float = 0.05
+    history: Sequence[Labelled],
+    costs: Costs,
+    base: AlertPolicy,
+    *,
+    candidates: Iterable[float] = CANDIDATE_THRESHOLDS,
 ) -> ThresholdChoice:
-    """The threshold in [floor, 1] that maximises expected savings on ``history``.
+    """The ``high`` threshold (``low`` keeps ``base``'s ratio) that maximises expected savings.
 
-    ``history`` holds (predicted probability, failed within the horizon) pairs. Candidates are the
-    observed probabilities (savings only change there); ties go to the higher threshold, which
-    raises fewer alerts.
+    Ties go to the higher threshold, which raises fewer alerts.
 
     >>> from forewarn.assets import Costs
     >>> c = Costs(1000, 5000, 800, 150, 12, 2)
-    >>> cost_threshold([(0.9, True), (0.8, True), (0.4, False), (0.2, False)], c).threshold
-    0.8
+    >>> h = [Labelled("m", 0, 0.9, True), Labelled("m", 1, 0.2, False)]
+    >>> cost_threshold(h, c, AlertPolicy(high=0.6, low=0.3, k=1)).threshold
+    0.9
     """
-    pairs = sorted(((float(p), bool(f)) for p, f in history), reverse=True)
-    gain = unplanned_cost(costs) - planned_cost(costs)
-    best = ThresholdChoice(NEVER, 0.0, len(pairs))
-    running = 0.0
-    # walk thresholds from high to low; running = savings of threshold == current p
-    i = 0
-    while i < len(pairs):
-        p = pairs[i][0]
-        while i < len(pairs) and pairs[i][0] == p:
-            running += gain if pairs[i][1] else -costs.inspection_cost
-            i += 1
-        if p < floor:
-            break
-        if running > best.expected_savings:
-            best = ThresholdChoice(min(p, 1.0), running, len(pairs))
+    ratio = base.low / base.high
+    best = ThresholdChoice(NEVER, 0.0, len(history))
+    for th in sorted(set(candidates), reverse=True):
+        pol = replace(base, high=th, low=th * ratio)
+        s = expected_savings(history, pol, costs)
+        if s > best.expected_savings:
+            best = ThresholdChoice(th, s, len(history))
     return best

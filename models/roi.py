@@ -197,20 +197,26 @@ def evaluate(
     op_t = onehot @ s.op
     rate = np.divide(onehot @ (maint + dcost), op_t, out=np.zeros_like(op_t), where=op_t > 0)
     total_cost = (rate * exp[:, None]).sum(axis=0)
-    j = _best_index(total_cost)
+    # each machine type gets its own threshold: the policy is one AlertPolicy per type
+    j_of = {t: _best_index(rate[ti] * exp[ti]) for ti, t in enumerate(types)}
     for t in types:
         rows = s.type == t
         by_type[t] = {
             "run-to-failure": _rtf(s, c, rows, s.exposure[t]),
             "fixed-interval": _fixed_interval(s, c, rows, s.exposure[t]),
-            "predictive": _predictive(s, maint, down, dcost, rows, j, s.exposure[t]),
+            "predictive": _predictive(s, maint, down, dcost, rows, j_of[t], s.exposure[t]),
         }
         fixed[t] = by_type[t]["fixed-interval"].parameter
     totals = {p: _sum(p, [by_type[t][p] for t in types]) for p in POLICIES}
+    j = _best_index(total_cost)
     theta = float(s.thresholds[j])
-    totals["predictive"].parameter = None if math.isinf(theta) else theta
-    caught_all = s.outcome[:, j] == CAUGHT
-    totals["predictive"].lead_time_h = _percentiles(np.where(caught_all, s.lead[:, j], np.nan))
+    caught_all = np.zeros(s.n_lives, bool)
+    lead_all = np.full(s.n_lives, np.nan)
+    for t in types:
+        rows = s.type == t
+        caught_all[rows] = s.outcome[rows, j_of[t]] == CAUGHT
+        lead_all[rows] = s.lead[rows, j_of[t]]
+    totals["predictive"].lead_time_h = _percentiles(np.where(caught_all, lead_all, np.nan))
     rtf = totals["run-to-failure"].cost
     curve = []
     for jj, th in enumerate(s.thresholds):
@@ -230,12 +236,9 @@ def evaluate(
     return BacktestResult(
         policies=totals,
         by_type=by_type,
-        threshold=totals["predictive"].parameter,
+        threshold=_threshold(theta),
         fixed_interval_h=fixed,
-        thresholds_by_type={
-            t: _threshold(s.thresholds[_best_index(rate[ti] * exp[ti])])
-            for ti, t in enumerate(types)
-        },
+        thresholds_by_type={t: _threshold(s.thresholds[j_of[t]]) for t in types},
         curve=curve,
         lives=s.n_lives,
     )

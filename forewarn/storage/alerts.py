@@ -25,7 +25,7 @@ from forewarn.storage.webhooks import enqueue_deliveries
 ALERT_COLUMNS = (
     "id, machine_id, mode, status, severity, failure_prob, ttf_h, ttf_low_h, ttf_high_h,"
     " contributions, model_version_id, inputs_age_s, recommended_action, created_at, updated_at,"
-    " escalated_at, version, change_seq"
+    " escalated_at, version, change_seq, policy_version, raised_by_ts"
 )
 # Who ends an alert: a person resolves or dismisses it; the engine clears it (the risk went away,
 # or the machine was maintained) or closes it as failed (the predicted failure happened).
@@ -71,6 +71,8 @@ class NewAlert:
     model_version_id: int | None
     inputs_age_s: float | None
     recommended_action: str
+    policy_version: int | None = None  # the alert policy version that raised it
+    raised_by_ts: datetime | None = None  # time of the prediction that raised it
 
 
 def open_alerts(conn: Connection, machine_ids: Sequence[str]) -> dict[tuple[str, str], int]:
@@ -123,8 +125,8 @@ def insert_alert(conn: Connection, a: NewAlert, *, actor: str, now: datetime) ->
         cur.execute(
             "insert into alerts (machine_id, mode, status, severity, failure_prob, ttf_h, ttf_low_h,"
             " ttf_high_h, contributions, model_version_id, inputs_age_s, recommended_action,"
-            " created_at, updated_at, change_seq)"
-            " values (%s, %s, 'open', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " created_at, updated_at, change_seq, policy_version, raised_by_ts)"
+            " values (%s, %s, 'open', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             f" returning {ALERT_COLUMNS}",
             (
                 a.machine_id,
@@ -141,13 +143,14 @@ def insert_alert(conn: Connection, a: NewAlert, *, actor: str, now: datetime) ->
                 now,
                 now,
                 seq,
+                a.policy_version,
+                a.raised_by_ts,
             ),
         )
         alert = cur.fetchone()
     assert alert is not None
-    log_change(
-        conn, alert, None, actor, "raised", {"failure_prob": a.failure_prob}, now, "alert.raised"
-    )
+    detail = {"failure_prob": a.failure_prob, "policy_version": a.policy_version}
+    log_change(conn, alert, None, actor, "raised", detail, now, "alert.raised")
     return alert
 
 
@@ -452,27 +455,44 @@ def alerts_overtaken(conn: Connection) -> list[dict[str, Any]]:
 # --- hysteresis state -----------------------------------------------------------------------
 
 
-def load_states(conn: Connection, machine_ids: Sequence[str]) -> dict[str, tuple[int, bool]]:
-    """machine -> (consecutive_high, active)."""
+def load_states(
+    conn: Connection, machine_ids: Sequence[str]
+) -> dict[str, tuple[int, bool, datetime | None]]:
+    """machine -> (consecutive_high, active, quiet_until)."""
     rows = conn.execute(
-        "select machine_id, consecutive_high, active from alert_state where machine_id = any(%s)",
+        "select machine_id, consecutive_high, active, quiet_until from alert_state"
+        " where machine_id = any(%s)",
         (list(machine_ids),),
     ).fetchall()
-    return {r[0]: (int(r[1]), bool(r[2])) for r in rows}
+    return {r[0]: (int(r[1]), bool(r[2]), r[3]) for r in rows}
 
 
 def save_states(
-    conn: Connection, states: Iterable[tuple[str, int, bool, datetime]], *, now: datetime
+    conn: Connection,
+    states: Iterable[tuple[str, int, bool, datetime, datetime | None]],
+    *,
+    now: datetime,
 ) -> None:
-    """Upsert (machine, consecutive_high, active, last_ts) rows."""
+    """Upsert (machine, consecutive_high, active, last_ts, quiet_until) rows."""
     with conn.cursor() as cur:
         cur.executemany(
-            "insert into alert_state (machine_id, consecutive_high, active, last_ts, updated_at)"
-            " values (%s, %s, %s, %s, %s) on conflict (machine_id) do update set"
+            "insert into alert_state (machine_id, consecutive_high, active, last_ts, quiet_until,"
+            " updated_at) values (%s, %s, %s, %s, %s, %s) on conflict (machine_id) do update set"
             " consecutive_high = excluded.consecutive_high, active = excluded.active,"
-            " last_ts = excluded.last_ts, updated_at = excluded.updated_at",
-            [(m, n, a, ts, now) for m, n, a, ts in states],
+            " last_ts = excluded.last_ts, quiet_until = excluded.quiet_until,"
+            " updated_at = excluded.updated_at",
+            [(m, n, a, ts, q, now) for m, n, a, ts, q in states],
         )
+
+
+def raised_in_shift(conn: Connection, type_id: str, since: datetime, until: datetime) -> int:
+    """Alerts raised on machines of one type by predictions in [since, until) (capacity)."""
+    row = conn.execute(
+        "select count(*) from alerts a join machines m on m.id = a.machine_id"
+        " where m.type_id = %s and a.raised_by_ts >= %s and a.raised_by_ts < %s",
+        (type_id, since, until),
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def new_champion_predictions(conn: Connection, *, per_machine: int = 500) -> list[dict[str, Any]]:
@@ -504,44 +524,17 @@ def flag_predictions(conn: Connection, flags: Iterable[tuple[str, datetime, str]
 # --- thresholds -----------------------------------------------------------------------------
 
 
-def load_thresholds(conn: Connection) -> dict[str, tuple[float, float]]:
-    """type_id -> (high, low) overrides; types without a row use the settings."""
-    rows = conn.execute("select type_id, high, low from alert_thresholds").fetchall()
-    return {r[0]: (float(r[1]), float(r[2])) for r in rows}
-
-
-def save_threshold(
-    conn: Connection,
-    type_id: str,
-    *,
-    high: float,
-    low: float,
-    source: str,
-    expected_savings: float | None,
-    samples: int | None,
-    now: datetime,
-) -> None:
-    conn.execute(
-        "insert into alert_thresholds (type_id, high, low, source, expected_savings, samples,"
-        " computed_at) values (%s, %s, %s, %s, %s, %s, %s) on conflict (type_id) do update set"
-        " high = excluded.high, low = excluded.low, source = excluded.source,"
-        " expected_savings = excluded.expected_savings, samples = excluded.samples,"
-        " computed_at = excluded.computed_at",
-        (type_id, high, low, source, expected_savings, samples, now),
-    )
-
-
 def labelled_history(
     conn: Connection, type_id: str, *, horizon_h: float, limit: int = 100_000
-) -> list[tuple[float, bool]]:
-    """(champion probability, a failure followed within the horizon) for one machine type.
+) -> list[tuple[str, datetime, float, bool]]:
+    """(machine, time, champion probability, a failure followed within the horizon) per score.
 
     Only predictions whose horizon has passed (before the latest event or reading) count.
     """
     rows = conn.execute(
         "with lim as (select greatest((select max(ts) from machine_events),"
         "   (select max(ts) from predictions)) as t)"
-        " select p.failure_prob, exists (select 1 from machine_events e"
+        " select p.machine_id, p.ts, p.failure_prob, exists (select 1 from machine_events e"
         "   where e.machine_id = p.machine_id and e.event = 'failure'"
         "   and e.ts > p.ts and e.ts <= p.ts + make_interval(secs => %s))"
         " from predictions p join machines m on m.id = p.machine_id, lim"
@@ -550,4 +543,4 @@ def labelled_history(
         " order by p.ts desc limit %s",
         (horizon_h * 3600, type_id, horizon_h * 3600, limit),
     ).fetchall()
-    return [(float(r[0]), bool(r[1])) for r in rows]
+    return [(str(r[0]), r[1], float(r[2]), bool(r[3])) for r in rows]

@@ -307,31 +307,53 @@ def test_cursor_has_no_gap_and_no_repeat_under_concurrent_writers(api_env: ApiEn
     assert latest == final  # no gap: every alert's last change reached the poller
 
 
-def test_cost_aware_threshold_from_history_drives_the_runner(api_env: ApiEnv) -> None:
-    env = api_env
+def test_cost_aware_policy_from_history_is_proposed_promoted_and_drives_the_runner(
+    api_env: ApiEnv,
+) -> None:
+    env, c = api_env, api_env.client
     with env.conn() as conn:
-        # history on s1-pump-001: scores >= 0.4 were followed by a failure within 48 h, lower ones not
+        # history on s1-pump-001: three scores of 0.45 then a failure 10 h later, in each of six
+        # cycles of ten scores 100 h apart; every other score is 0
         for i in range(60):
-            p = (i % 10) / 10
+            p = 0.45 if i % 10 in (3, 4, 5) else 0.0
             ts = T0 + timedelta(hours=100 * i)
             conn.execute(
                 "insert into predictions (machine_id, ts, role, failure_prob, mode) values (%s, %s, 'champion', %s, 'bearing')",
                 ("s1-pump-001", ts, p),
             )
-            if p >= 0.4:
+            if i % 10 == 5:
                 conn.execute(
                     "insert into machine_events (machine_id, seq, ts, event, mode) values (%s, %s, %s, 'failure', 'bearing')",
                     ("s1-pump-001", i, ts + timedelta(hours=10)),
                 )
         out = update_cost_thresholds(conn, env.settings, T0)
-        assert out["pump"]["source"] == "cost" and out["pump"]["high"] == 0.4
-        assert conn.execute(
-            "select high, low from alert_thresholds where type_id = 'pump'"
-        ).fetchone() == (0.4, 0.2)
-        # 0.45 is below the fixed 0.6 but above the learned 0.4: it raises on s1-pump-000 now
+        # counted per alert (k=3): one true alert per cycle, not one per high score; ties go higher
+        assert out["types"]["pump"]["source"] == "cost" and out["types"]["pump"]["high"] == 0.45
+        assert out["types"]["pump"]["expected_savings"] == 6 * 14050
+        version = out["version"]
+        # proposed, not live: the settings' 0.6 still applies
         conn.execute("delete from predictions")
-        add_predictions(conn, M, [0.45, 0.45, 0.45])
-        assert run_alerting_once(conn, env.settings, T0 + timedelta(seconds=30)) == 1
+        add_predictions(conn, M, [0.5, 0.5, 0.5])
+        assert run_alerting_once(conn, env.settings, T0 + timedelta(seconds=30)) == 0
+        conn.execute("delete from alert_state")
+    # an operator may not promote; an admin may (audited), and the next pass uses it
+    body = {"version": version}
+    assert c.post("/v1/policy/promote", json=body, headers=env.h("operator")).status_code == 403
+    assert (
+        c.post("/v1/policy/promote", json={"version": 10**9}, headers=env.h("admin")).status_code
+        == 404
+    )
+    r = c.post("/v1/policy/promote", json=body, headers=env.h("admin"))
+    assert r.status_code == 200 and r.json()["version"] == version
+    shown = c.get("/v1/policy", headers=env.h("viewer")).json()
+    assert shown["version"] == version and shown["policy"]["types"]["pump"]["high"] == 0.45
+    with env.conn() as conn:
+        assert conn.execute(
+            "select count(*) from audit_log where action = 'alert_policy.promote'"
+        ).fetchone() == (1,)
+        add_predictions(conn, M, [0.5, 0.5, 0.5], start_s=100)
+        assert run_alerting_once(conn, env.settings, T0 + timedelta(seconds=200)) == 1
+        assert conn.execute("select policy_version from alerts").fetchone() == (version,)
 
 
 def test_alert_loop_runs_until_stopped(api_env: ApiEnv) -> None:

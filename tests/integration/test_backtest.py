@@ -14,7 +14,6 @@ from forewarn.storage import roi as roi_store
 from forewarn.storage.registry import upsert_registry
 from models.backtest import load_scores, run_backtest, write_history
 from models.holdout import train_and_score
-from models.policy import HysteresisState, Thresholds, step
 from models.roi import BacktestConfig, reprice
 from simulator.engine import run_history
 from tests.factories import COSTS, T0, make_registry
@@ -90,26 +89,34 @@ def _replay(
     lives: dict[str, list[tuple[datetime, datetime, bool]]],
     theta: float,
 ) -> tuple[int, int, int]:
-    """(caught, missed, false alarms) replayed reading by reading with the alert engine's own
-    hysteresis step over lives taken from the simulator's record: an independent count."""
-    th = Thresholds(high=theta, low=theta * (1 - 1e-12), k=CONFIG.k)
+    """(caught, missed, false alarms) replayed reading by reading with the alert policy written
+    out by hand (k consecutive scores >= high raise once the cooldown since the last raise has
+    passed; a score < low re-arms) over lives taken from the simulator's record: an independent
+    count."""
+    high, low = theta, theta * CONFIG.low_ratio
     caught = missed = false = 0
     for m, machine_lives in lives.items():
         for start, end, failed in machine_lives:
-            state, cool, outcome = HysteresisState(), start - timedelta(days=1), "none"
+            n, active, quiet, outcome = 0, False, start - timedelta(days=1), "none"
             for ts, p in scores.get(m, []):
                 if not start <= ts <= end:
                     continue
-                state, decision = step(state, p, th)
-                if decision != "raise" or ts < cool:
+                if p < low:
+                    n, active = 0, False
                     continue
+                if p < high:
+                    n = 0
+                    continue
+                n += 1
+                if active or n < CONFIG.k or ts < quiet:
+                    continue
+                active, quiet = True, ts + timedelta(hours=CONFIG.cooldown_h)
                 ttf_h = (end - ts).total_seconds() / 3600
                 if failed and ttf_h <= CONFIG.horizon_h:
                     outcome = "caught" if ttf_h >= CONFIG.min_lead_h else "late"
                     break
                 if failed or ttf_h >= CONFIG.horizon_h:
                     false += 1
-                cool = ts + timedelta(hours=CONFIG.cooldown_h)
             caught += outcome == "caught"
             missed += failed and outcome != "caught"
     return caught, missed, false
