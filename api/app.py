@@ -20,6 +20,8 @@ from api.routes import (
     keys,
     machines,
     models,
+    notifications,
+    people,
     policy,
     predictions,
     roi,
@@ -110,7 +112,8 @@ def create_app(
     app.state.keys = KeyCache()
     app.state.limiter = TokenBucket(settings.api.rate_limit_per_min)
     app.state.metrics = Metrics()
-    for module in (health, machines, predictions, alerts, models, policy, roi, webhooks, keys):
+    routers = (health, machines, predictions, alerts, people, models, policy, roi, webhooks, keys)
+    for module in (*routers, notifications):
         app.include_router(module.router, responses=COMMON_RESPONSES)
     errors.install(app)
     docs.install(app)

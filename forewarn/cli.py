@@ -130,6 +130,7 @@ AREAS: tuple[str, ...] = (
     "models",
     "demo",
     "chaos",
+    "people",
 )
 for _area in AREAS:
     importlib.import_module(f"forewarn.commands.{_area}").register(app)

@@ -15,7 +15,16 @@ from forewarn.settings import load_settings
 from forewarn.storage.keys import ROLES
 from tests.fixtures.app import ApiEnv, build_env
 
-EXAMPLE_PARAMS = {"alert_id": "1", "machine_id": "s1-pump-000", "name": "m", "webhook_id": "1"}
+EXAMPLE_PARAMS = {
+    "alert_id": "1",
+    "machine_id": "s1-pump-000",
+    "name": "m",
+    "webhook_id": "1",
+    "user_id": "1",
+    "channel_id": "1",
+    "rule_id": "1",
+    "mute_id": "1",
+}
 
 
 def _url(path: str) -> str:
