@@ -21,7 +21,7 @@ from forewarn.actions import STATUS_OF_VERB
 from forewarn.errors import ConfigError
 from forewarn.settings import load_settings
 from forewarn.storage import alerts as alert_store
-from forewarn.storage import aliases, fleet, keys, machines, roi, rollups
+from forewarn.storage import fleet, keys, machines, model_registry, roi, rollups
 from forewarn.storage.db import open_pool
 from forewarn.storage.rollups import BUCKETS, Bucket
 from models.roi import reprice
@@ -156,7 +156,7 @@ def load_models(conn: Connection, since: datetime, until: datetime) -> dict[str,
     """Models page: versions with metrics and aliases, promotions, champion vs challenger, drift."""
     bucket = BUCKETS["hour"] if until - since <= timedelta(days=14) else BUCKETS["day"]
     return {
-        "versions": _frame(aliases.list_versions(conn)),
+        "versions": _frame(model_registry.list_versions(conn)),
         "history": _frame(fleet.alias_history(conn)),
         "roles": _frame(
             fleet.role_comparison(conn, since=since, until=until, bucket=bucket),

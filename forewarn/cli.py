@@ -99,7 +99,7 @@ def evaluate_cmapss(
     as_json: JsonFlag = False,
 ) -> None:
     """Train on a C-MAPSS subset and score its official test set (RMSE, NASA score)."""
-    from models.evaluate import run_cmapss
+    from models.runners.evaluate import run_cmapss
 
     _settings()
     _emit(run_cmapss(data, subset.upper()), as_json, f"C-MAPSS {subset.upper()}")
@@ -111,7 +111,7 @@ def evaluate_ai4i(
     as_json: JsonFlag = False,
 ) -> None:
     """Repeated stratified 5-fold CV on AI4I 2020 (ROC-AUC, PR-AUC, F1)."""
-    from models.evaluate import run_ai4i
+    from models.runners.evaluate import run_ai4i
 
     _settings()
     _emit(run_ai4i(data), as_json, "AI4I 2020")

@@ -123,8 +123,8 @@ def _run(
     settings: Settings, opts: DemoOptions, db_url: str, mqtt_url: str, started: float
 ) -> dict[str, Any] | None:
     from forewarn.factory import load_factory
+    from forewarn.storage.assets import upsert_registry
     from forewarn.storage.keys import create_key
-    from forewarn.storage.registry import upsert_registry
 
     factory = load_factory(settings.factory, machines=opts.machines)
     with psycopg.connect(db_url) as conn:

@@ -23,7 +23,7 @@ import psycopg
 from forewarn.assets import MachineSpec
 from forewarn.contract import Event, Limits, Reason, Telemetry, validate
 from forewarn.errors import ContractError, StorageUnavailable
-from forewarn.storage.registry import machine_specs
+from forewarn.storage.assets import machine_specs
 from ingest.fastpath import fast_telemetry
 from ingest.metrics import IngestMetrics
 from ingest.sparkplug.codec import NAMESPACE, SpbTopic

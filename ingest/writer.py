@@ -15,8 +15,8 @@ import orjson
 import psycopg
 
 from forewarn.contract import Event, Reason, Telemetry
+from forewarn.storage.assets import register_unknown_machine
 from forewarn.storage.readings import insert_dead_letters, insert_events
-from forewarn.storage.registry import register_unknown_machine
 from forewarn.storage.sparkplug import SparkplugMetricRow, upsert_sparkplug_metrics
 
 log = logging.getLogger(__name__)

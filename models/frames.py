@@ -81,7 +81,7 @@ def hourly_frame(
 ) -> pd.DataFrame:
     """Per machine and hour: sensor means, regime, ``t_h`` and a ``maintenance`` flag.
 
-    The in-memory twin of the SQL roll-up in models/history.py (a test holds them equal).
+    The in-memory twin of the SQL roll-up in models/runners/history.py (a test holds them equal).
     """
     if readings.empty:
         return finish_hourly(

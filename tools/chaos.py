@@ -33,8 +33,8 @@ import psycopg
 from forewarn.assets import AssetRegistry, Costs, Line, Machine, MachineType, SensorSpec, Site
 from forewarn.broker import find_mosquitto, free_port, mosquitto_config
 from forewarn.errors import ConfigError
+from forewarn.storage.assets import upsert_registry
 from forewarn.storage.migrate import migrate
-from forewarn.storage.registry import upsert_registry
 from forewarn.storage.server import embedded_postgres
 from forewarn.supervisor import Child, Supervisor, forewarn_command, wait_until
 from tools.chaos_publish import MACHINE_PREFIX, SITE, message_key

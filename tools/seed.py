@@ -26,7 +26,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from forewarn.assets import AssetRegistry, Costs, Line, Machine, MachineType, SensorSpec, Site
-from forewarn.storage.registry import upsert_registry
+from forewarn.storage.assets import upsert_registry
 
 READING_EVERY_S = 300  # the default factory's telemetry interval
 PREDICTION_EVERY_S = 900

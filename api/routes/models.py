@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from api.deps import Caller, Conn
 from api.schemas import AliasChange, ModelVersion, Problem, PromoteRequest, RollbackRequest
-from forewarn.storage import aliases as store
+from forewarn.storage import model_registry as store
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 ModelName = Annotated[str, Path(min_length=1, max_length=200)]

@@ -106,7 +106,7 @@ def alerts_run(
     from forewarn.notify.delivery import notify_tick
     from forewarn.storage.db import connect, prepared_database
     from forewarn.webhooks import deliver_pending
-    from models.alerting import run_alerting_loop, run_alerting_once
+    from models.runners.alerting import run_alerting_loop, run_alerting_once
 
     settings = _settings()
     with prepared_database(settings) as url, httpx.Client(timeout=5.0) as client:
@@ -138,7 +138,7 @@ def alerts_thresholds() -> None:
     """Per machine type, store the cost-optimal threshold backtested on labelled history."""
     from forewarn.cli import _settings
     from forewarn.storage.db import connect, prepared_database
-    from models.alerting import update_cost_thresholds
+    from models.runners.alerting import update_cost_thresholds
 
     settings = _settings()
     with prepared_database(settings) as url, connect(url) as conn:

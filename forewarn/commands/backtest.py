@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
             capacity_per_shift=capacity,
         )
         if simulate:
-            from models.backtest import simulate_backtest
+            from models.runners.backtest import simulate_backtest
             from simulator.engine import run_history
 
             if save:
@@ -125,7 +125,7 @@ def register(app: typer.Typer) -> None:
                 )
         else:
             from forewarn.storage.db import connect, prepared_database
-            from models.backtest import default_window, run_backtest
+            from models.runners.backtest import default_window, run_backtest
 
             with prepared_database(settings) as url, connect(url) as conn:
                 out = run_backtest(conn, window=default_window(conn, days), config=config)

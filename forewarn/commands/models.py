@@ -33,11 +33,11 @@ def train(
 ) -> None:
     """Train one model bundle per machine type, register it, champion or challenger."""
     from forewarn.cli import _settings
+    from forewarn.storage.assets import upsert_registry
     from forewarn.storage.db import prepared_database
-    from forewarn.storage.registry import upsert_registry
-    from models.history import machine_types
-    from models.registry import load_alias, model_name
-    from models.training import train_from_db, train_from_frames
+    from models.runners.history import machine_types
+    from models.runners.model_registry import load_alias, model_name
+    from models.runners.training import train_from_db, train_from_frames
 
     settings = _settings()
     with prepared_database(settings) as url, __import__("psycopg").connect(url) as conn:
@@ -105,7 +105,7 @@ def score(
     """Score every active machine with the champion, challenger and online models."""
     from forewarn.cli import _settings
     from forewarn.storage.db import prepared_database
-    from models.scoring import ScoringState, run_scoring_loop, score_once
+    from models.runners.scoring import ScoringState, run_scoring_loop, score_once
 
     settings = _settings()
     with prepared_database(settings) as url:
@@ -138,7 +138,7 @@ def retrain(
     """Retrain on a schedule, or early when a drift detector fired; promote only if better."""
     from forewarn.cli import _settings
     from forewarn.storage.db import prepared_database
-    from models.training import run_retrain_loop
+    from models.runners.training import run_retrain_loop
 
     settings = _settings()
     with prepared_database(settings) as url:
@@ -156,8 +156,8 @@ def models_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
     import psycopg
 
     from forewarn.cli import _settings
-    from forewarn.storage.aliases import list_versions
     from forewarn.storage.db import prepared_database
+    from forewarn.storage.model_registry import list_versions
 
     with prepared_database(_settings()) as url, psycopg.connect(url) as conn:
         rows = list_versions(conn)
@@ -194,12 +194,12 @@ def _move(action: str, name: str, alias: str, version: int | None) -> None:
     import psycopg
 
     from forewarn.cli import _settings
-    from forewarn.storage import aliases
+    from forewarn.storage import model_registry
     from forewarn.storage.db import prepared_database
 
     with prepared_database(_settings()) as url, psycopg.connect(url) as conn, conn.transaction():
         if version is None:
-            change = aliases.rollback(conn, name, alias, actor="cli")
+            change = model_registry.rollback(conn, name, alias, actor="cli")
         else:
-            change = aliases.promote(conn, name, version, alias, actor="cli")
+            change = model_registry.promote(conn, name, version, alias, actor="cli")
     typer.echo(json.dumps(change))

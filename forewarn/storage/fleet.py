@@ -1,7 +1,7 @@
 """Read queries for fleet views (dashboard, reports): health, roll-ups, timelines, downtime, models.
 
 Sensor roll-ups come from ``forewarn.storage.rollups``, model versions from
-``forewarn.storage.aliases.list_versions``, alerts from ``forewarn.storage.alerts.list_alerts``;
+``forewarn.storage.model_registry.list_versions``, alerts from ``forewarn.storage.alerts.list_alerts``;
 this module holds the queries nobody else had.
 
 Plain functions taking a connection first and returning rows as dicts. Time is passed in, never read

@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 FAILED_ANYWAY_H = 24.0  # a failure this soon after a resolution means the work did not avoid it
 CONFIRMING_ACTIONS = ("preventive", "repair")
-SYSTEM_ACTOR = "system"  # the alert engine's own transitions (models.alerting.SYSTEM_ACTOR)
+SYSTEM_ACTOR = "system"  # the alert engine's own transitions (models.runners.alerting.SYSTEM_ACTOR)
 
 
 def save_backtest(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from models.datasets import default_data_dir
+from models.runners.datasets import default_data_dir
 
 pytestmark = pytest.mark.dataset
 
@@ -28,7 +28,7 @@ def _need(path: Path) -> None:
 @pytest.fixture(scope="module")
 def fd001() -> dict[str, Any]:
     _need(CMAPSS / "train_FD001.txt.gz")
-    from models.evaluate import run_cmapss
+    from models.runners.evaluate import run_cmapss
 
     return run_cmapss(CMAPSS, "FD001")
 
@@ -36,7 +36,7 @@ def fd001() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def fd003() -> dict[str, Any]:
     _need(CMAPSS / "train_FD003.txt.gz")
-    from models.evaluate import run_cmapss
+    from models.runners.evaluate import run_cmapss
 
     return run_cmapss(CMAPSS, "FD003")
 
@@ -58,7 +58,7 @@ def test_cmapss_fd003_meets_target(fd003: dict[str, Any]) -> None:
 
 def test_ai4i_meets_targets() -> None:
     _need(AI4I)
-    from models.evaluate import run_ai4i
+    from models.runners.evaluate import run_ai4i
 
     m = run_ai4i(AI4I)
     print(m)
@@ -70,7 +70,7 @@ def test_ai4i_meets_targets() -> None:
 
 def test_online_model_learns_from_delayed_labels_on_a_replay() -> None:
     _need(CMAPSS / "train_FD001.txt.gz")
-    from models.evaluate import prequential_cmapss
+    from models.runners.evaluate import prequential_cmapss
 
     m = prequential_cmapss(CMAPSS, "FD001", max_units=30)
     print(m)
@@ -88,8 +88,8 @@ def test_six_operating_conditions_plain_text_files(tmp_path: Path) -> None:
     _need(CMAPSS / "train_FD001.txt.gz")
     import numpy as np
 
-    from models.datasets import CMAPSS_SENSORS, CMAPSS_SETTINGS, load_cmapss
-    from models.evaluate import run_cmapss
+    from models.runners.datasets import CMAPSS_SENSORS, CMAPSS_SETTINGS, load_cmapss
+    from models.runners.evaluate import run_cmapss
 
     data = load_cmapss(CMAPSS, "FD001")
     rng = np.random.default_rng(0)

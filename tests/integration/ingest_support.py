@@ -17,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from forewarn.contract import encode, topic_for
 from forewarn.settings import Settings, load_settings
-from forewarn.storage.registry import upsert_registry
+from forewarn.storage.assets import upsert_registry
 from ingest import CommitInfo, IngestResult, run_ingest
 from tests.factories import make_registry, make_telemetry
 

@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 
 from forewarn.orders import command_payload
 from forewarn.storage import alerts as store
-from models.alerting import run_alerting_loop, run_alerting_once, update_cost_thresholds
+from models.runners.alerting import run_alerting_loop, run_alerting_once, update_cost_thresholds
 from tests.factories import T0
 from tests.fixtures.app import ApiEnv
 

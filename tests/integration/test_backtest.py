@@ -11,10 +11,10 @@ import pytest
 from forewarn.factory import load_factory
 from forewarn.storage import alerts as alert_store
 from forewarn.storage import roi as roi_store
-from forewarn.storage.registry import upsert_registry
-from models.backtest import load_scores, run_backtest, write_history
-from models.holdout import train_and_score
+from forewarn.storage.assets import upsert_registry
 from models.roi import BacktestConfig, reprice
+from models.runners.backtest import load_scores, run_backtest, write_history
+from models.runners.holdout import train_and_score
 from simulator.engine import run_history
 from tests.factories import COSTS, T0, make_registry
 

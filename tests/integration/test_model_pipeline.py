@@ -12,14 +12,14 @@ import pytest
 from forewarn.contract import Event, Telemetry
 from forewarn.factory import load_factory
 from forewarn.settings import load_settings
-from forewarn.storage import aliases
+from forewarn.storage import model_registry
+from forewarn.storage.assets import upsert_registry
 from forewarn.storage.readings import insert_events, insert_readings
-from forewarn.storage.registry import upsert_registry
 from models.frames import hourly_frame, messages_frames
-from models.history import hourly_from_db, machine_types
-from models.registry import load_alias, model_name
-from models.scoring import ScoringState, score_once
-from models.training import train_from_db
+from models.runners.history import hourly_from_db, machine_types
+from models.runners.model_registry import load_alias, model_name
+from models.runners.scoring import ScoringState, score_once
+from models.runners.training import train_from_db
 from simulator.engine import run_history
 
 MACHINES = 30
@@ -112,9 +112,9 @@ def test_train_score_promote_and_resume(db_url: str, history) -> None:  # type: 
             else:
                 assert champion.version == 2
             with conn.transaction():
-                aliases.promote(conn, name, 2, "champion", actor="test")
+                model_registry.promote(conn, name, 2, "champion", actor="test")
             with conn.transaction():
-                back = aliases.rollback(conn, name, "champion", actor="test")
+                back = model_registry.rollback(conn, name, "champion", actor="test")
             assert (
                 back["version_id"] != load_alias(conn, name, "challenger").id
                 or r.alias == "champion"

@@ -14,8 +14,8 @@ from forewarn.notify.delivery import deliver_notifications
 from forewarn.settings import NotifySettings
 from forewarn.storage import alerts as alert_store
 from forewarn.storage import notifications as ns
+from forewarn.storage.assets import upsert_registry
 from forewarn.storage.people import assign_alert, comment_alert, create_user
-from forewarn.storage.registry import upsert_registry
 from forewarn.webhooks import verify_signature
 from tests.factories import make_registry
 from tests.fixtures.notify import HttpReceiver, SmtpServer

@@ -9,10 +9,10 @@ import pandas as pd
 from psycopg.types.json import Jsonb
 
 from forewarn.storage.policies import promote_policy, save_policy
-from models.alerting import run_alerting_once
-from models.backtest import load_scores
 from models.lives import backtest_alerts
 from models.policy import AlertPolicy, PolicySet
+from models.runners.alerting import run_alerting_once
+from models.runners.backtest import load_scores
 from tests.factories import T0
 from tests.fixtures.app import ApiEnv
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from models.registry import register_version
-from models.training import retrain_reason
+from models.runners.model_registry import register_version
+from models.runners.training import retrain_reason
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 HOUR = 3600.0

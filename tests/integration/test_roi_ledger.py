@@ -7,7 +7,7 @@ from datetime import timedelta
 import psycopg
 
 from forewarn.storage import alerts as store
-from forewarn.storage.registry import upsert_registry
+from forewarn.storage.assets import upsert_registry
 from forewarn.storage.roi import ledger
 from tests.factories import COSTS, T0, make_registry
 

@@ -8,9 +8,9 @@ import uuid
 import psycopg
 import pytest
 
+from forewarn.storage.assets import load_registry, upsert_registry
 from forewarn.storage.migrate import applied_migrations, available_migrations, migrate
 from forewarn.storage.readings import insert_dead_letters, insert_events, insert_readings
-from forewarn.storage.registry import load_registry, upsert_registry
 from forewarn.storage.schemas import schema_url as with_schema
 from tests.factories import make_event, make_registry, make_telemetry
 

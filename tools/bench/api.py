@@ -24,9 +24,9 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from forewarn.assets import AssetRegistry, Costs, Line, Machine, MachineType, SensorSpec, Site
+from forewarn.storage.assets import upsert_registry
 from forewarn.storage.keys import create_key
 from forewarn.storage.migrate import migrate
-from forewarn.storage.registry import upsert_registry
 from forewarn.storage.schemas import temporary_schema
 from tools.loadgen import have_wrk, httpx_load, wrk_load
 

@@ -43,7 +43,7 @@ from psycopg.types.json import Jsonb
 from forewarn.assets import AssetRegistry, Costs, Line, Machine, MachineType, SensorSpec, Site
 from forewarn.contract import Telemetry, encode, topic_for
 from forewarn.settings import Settings
-from forewarn.storage.registry import upsert_registry
+from forewarn.storage.assets import upsert_registry
 from forewarn.storage.schemas import temporary_schema
 from ingest.pipeline import CommitInfo
 from ingest.service import RECEIVE_MAXIMUM, broker_address, connect_properties, run_ingest

@@ -26,9 +26,9 @@ from forewarn.settings import Settings
 from forewarn.storage.readings import latest_reading_time
 from models.bundle import ModelBundle, features_for
 from models.frames import TIME_COL, failure_modes, failure_times, to_hours
-from models.history import events_from_db, hourly_from_db, machine_types
 from models.labels import failure_within
-from models.registry import load_alias, model_name, register_version, set_alias
+from models.runners.history import events_from_db, hourly_from_db, machine_types
+from models.runners.model_registry import load_alias, model_name, register_version, set_alias
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from forewarn.settings import Settings
 from forewarn.storage.readings import latest_reading_time
 from models.bundle import SCORING_LOOKBACK_H, ModelBundle, feature_spec
 from models.frames import TIME_COL, to_hours
-from models.history import events_from_db, hourly_from_db, machine_types
 from models.online import OnlineFailureModel
-from models.registry import StoredModel, load_alias, model_name
+from models.runners.history import events_from_db, hourly_from_db, machine_types
+from models.runners.model_registry import StoredModel, load_alias, model_name
 
 log = logging.getLogger(__name__)
 

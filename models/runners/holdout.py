@@ -87,7 +87,7 @@ def train_and_score(
     role: str = "champion",
 ) -> dict[str, Any]:
     """Fit one classifier per machine type on [start, split), score [split, end]; returns metrics."""
-    from forewarn.storage.registry import load_registry
+    from forewarn.storage.assets import load_registry
 
     reg = load_registry(conn)
     events = pd.DataFrame(

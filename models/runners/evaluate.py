@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from models.batch import FailureClassifier, RULRegressor, brier_score, expected_calibration_error
-from models.datasets import (
+from models.features import FeatureSpec, RegimeNormalizer, compute_features
+from models.labels import CMAPSS_RUL_CAP, rul_run_to_failure
+from models.runners.datasets import (
     AI4I_MODE_FLAGS,
     AI4I_TARGET,
     CMAPSS_SENSORS,
@@ -25,8 +27,6 @@ from models.datasets import (
     load_ai4i,
     load_cmapss,
 )
-from models.features import FeatureSpec, RegimeNormalizer, compute_features
-from models.labels import CMAPSS_RUL_CAP, rul_run_to_failure
 
 log = logging.getLogger(__name__)
 

@@ -213,11 +213,11 @@ def simulate_backtest(
     that database too, so a live plant's ROI page can show it.
     """
     from forewarn.factory import load_factory
+    from forewarn.storage.assets import upsert_registry
     from forewarn.storage.db import connect
     from forewarn.storage.migrate import migrate
-    from forewarn.storage.registry import upsert_registry
     from forewarn.storage.server import embedded_postgres
-    from models.holdout import train_and_score
+    from models.runners.holdout import train_and_score
 
     if not 0 < train_fraction < 1:
         raise ValueError("train_fraction must be between 0 and 1")

@@ -19,7 +19,7 @@ from forewarn.clock import now_on
 from forewarn.health import LoopHealth
 from forewarn.settings import Settings
 from forewarn.storage import alerts as store
-from forewarn.storage.registry import load_registry
+from forewarn.storage.assets import load_registry
 from models import policy
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import pandas as pd
 from psycopg import Connection, sql
 
 from forewarn.assets import MachineType
-from forewarn.storage.registry import load_registry
+from forewarn.storage.assets import load_registry
 from models.frames import events_frame, finish_hourly
 
 

@@ -1,6 +1,6 @@
 """Model registry: immutable versions (artifact + sha256, features, window, metrics, code revision).
 
-Aliases (champion/challenger) move through forewarn.storage.aliases, in one audited transaction.
+Aliases (champion/challenger) move through forewarn.storage.model_registry, in one audited transaction.
 One registry name per machine type: ``pm-<type_id>``.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from forewarn.storage import aliases
+from forewarn.storage import model_registry
 
 NAME_PREFIX = "pm-"
 
@@ -110,4 +110,4 @@ def load_alias(conn: Connection, name: str, alias: str) -> StoredModel | None:
 
 def set_alias(conn: Connection, model: StoredModel, alias: str, *, actor: str) -> dict[str, Any]:
     """Point ``alias`` at ``model`` (audited, in the caller's transaction)."""
-    return aliases.promote(conn, model.name, model.version, alias, actor=actor)
+    return model_registry.promote(conn, model.name, model.version, alias, actor=actor)
