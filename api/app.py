@@ -13,6 +13,7 @@ from api import docs, errors
 from api.auth import KeyCache, TokenBucket, authorize, check_rules
 from api.deps import Publish
 from api.fastpath import PollFastPath
+from api.guard import BodyGuard
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import (
     alerts,
@@ -35,8 +36,16 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "The body is not valid JSON."},
     401: {"model": Problem, "description": "Missing, invalid or revoked API key."},
     403: {"model": Problem, "description": "The key's role may not use this route."},
+    413: {
+        "model": Problem,
+        "description": "Request body larger than FOREWARN_API__MAX_BODY_BYTES.",
+    },
     422: {"model": Problem, "description": "Invalid request; the detail says what is wrong."},
-    429: {"model": Problem, "description": "Rate limit of this key exceeded; see Retry-After."},
+    429: {
+        "model": Problem,
+        "description": "Rate limit of this key (or of key lookups from this address) exceeded;"
+        " see Retry-After.",
+    },
     503: {"model": Problem, "description": "Database unavailable; see Retry-After."},
 }
 POOL_TIMEOUT_S = 5.0
@@ -111,6 +120,7 @@ def create_app(
     app.state.read_pool = None
     app.state.keys = KeyCache()
     app.state.limiter = TokenBucket(settings.api.rate_limit_per_min)
+    app.state.auth_limiter = TokenBucket(settings.api.auth_rate_limit_per_min)
     app.state.metrics = Metrics()
     routers = (health, machines, predictions, alerts, people, models, policy, roi, webhooks, keys)
     for module in (*routers, notifications):
@@ -119,6 +129,8 @@ def create_app(
     docs.install(app)
     # added first, so it runs inside the metrics middleware and polls are still counted
     app.add_middleware(PollFastPath, state=app.state)
+    # outside the routes, inside the metrics: oversized and malformed bodies never reach a route
+    app.add_middleware(BodyGuard, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     check_rules(app.routes)
     return app

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -127,17 +127,25 @@ def check_rules(routes: Sequence[object]) -> None:
 
 
 class TokenBucket:
-    """Per-key rate limit: ``rate_per_min`` requests a minute with bursts up to the same number."""
+    """Per-key rate limit: ``rate_per_min`` requests a minute with bursts up to the same number.
+
+    Keyed by API key id after authentication, and by client address before it (every unknown
+    key costs a database lookup, so guessing keys is throttled per address).
+    """
+
+    MAX_BUCKETS = 100_000  # forget everyone past this many distinct clients (memory bound)
 
     def __init__(self, rate_per_min: int) -> None:
         self.capacity = float(rate_per_min)
         self.refill_per_s = rate_per_min / 60.0
-        self._buckets: dict[int, tuple[float, float]] = {}
+        self._buckets: dict[Hashable, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def take(self, key_id: int, now: float) -> float:
+    def take(self, key_id: Hashable, now: float) -> float:
         """0 when allowed, otherwise the seconds until a token is available."""
         with self._lock:
+            if len(self._buckets) >= self.MAX_BUCKETS and key_id not in self._buckets:
+                self._buckets.clear()
             tokens, last = self._buckets.get(key_id, (self.capacity, now))
             tokens = min(self.capacity, tokens + (now - last) * self.refill_per_s)
             if tokens >= 1.0:
@@ -200,6 +208,15 @@ async def authorize(
     now = time.monotonic()
     key = state.keys.cached(supplied, now)
     if key is None:
+        # before the database lookup: a client trying keys is throttled by its address
+        client = request.client.host if request.client else ""
+        wait = state.auth_limiter.take(client, now)
+        if wait > 0:
+            raise HTTPException(
+                429,
+                "too many key lookups from this address",
+                {"Retry-After": str(max(1, round(wait)))},
+            )
         key = await run_in_threadpool(state.keys.get, state.pool, supplied, now)
     if key is None:
         raise HTTPException(401, "invalid or revoked API key", {"WWW-Authenticate": "Bearer"})

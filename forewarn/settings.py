@@ -181,6 +181,12 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     rate_limit_per_min: int = Field(default=6000, ge=1)
+    auth_rate_limit_per_min: int = Field(
+        default=120, ge=1, description="key lookups (uncached keys) per client address a minute"
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="larger request bodies are answered 413"
+    )
     escalate_after_s: float = Field(default=3600.0, gt=0)
 
 
