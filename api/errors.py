@@ -1,6 +1,6 @@
 """The one place where exceptions become HTTP responses.
 
-NotFound -> 404, Conflict -> 409, ContractError/invalid values -> 422, StorageUnavailable (and a
+NotFound -> 404, Conflict -> 409, ContractError/InputError/invalid values -> 422, StorageUnavailable (and a
 database that cannot be reached, is read-only, or a pool with no free connection) -> 503 with Retry-After.
 No response repeats more than a bounded excerpt of the client's input (``api.guard.excerpt``), and
 every error body is plain JSON whatever the input held (a NaN echoed back used to make it a 500).
@@ -19,7 +19,14 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.guard import excerpt
-from forewarn.errors import Conflict, ContractError, ForewarnError, NotFound, StorageUnavailable
+from forewarn.errors import (
+    Conflict,
+    ContractError,
+    ForewarnError,
+    InputError,
+    NotFound,
+    StorageUnavailable,
+)
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 5
@@ -59,7 +66,7 @@ def install(app: FastAPI) -> None:
             return _json(404, str(exc))
         if isinstance(exc, Conflict):
             return _json(409, str(exc))
-        if isinstance(exc, ContractError):
+        if isinstance(exc, ContractError | InputError):
             return _json(422, str(exc))
         if isinstance(exc, StorageUnavailable):
             return unavailable()

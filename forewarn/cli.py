@@ -131,6 +131,8 @@ AREAS: tuple[str, ...] = (
     "demo",
     "chaos",
     "people",
+    "assets",
+    "imports",
 )
 for _area in AREAS:
     importlib.import_module(f"forewarn.commands.{_area}").register(app)

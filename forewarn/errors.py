@@ -7,6 +7,7 @@ ForewarnError
  │    └── StorageUnavailable
  ├── ModelError         no model, or a model cannot score
  ├── NotFound           an id that does not exist
+ ├── InputError         a file or request the user supplied is invalid (names row and field)
  └── Conflict           a state change that is not allowed now
 """
 
@@ -51,3 +52,7 @@ class NotFound(ForewarnError):
 
 class Conflict(ForewarnError):
     pass
+
+
+class InputError(ForewarnError):
+    """A file or request the user supplied is invalid; the message names the row and field."""

@@ -177,6 +177,15 @@ class OpcuaSettings(BaseModel):
         return v
 
 
+class ImportSettings(BaseModel):
+    batch_rows: int = Field(
+        default=50_000,
+        ge=100,
+        le=1_000_000,
+        description="rows per batch of a history import (one COPY and commit each; bounds memory)",
+    )
+
+
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -240,6 +249,7 @@ class Settings(BaseSettings):
     db: DbSettings = DbSettings()
     mqtt: MqttSettings = MqttSettings()
     ingest: IngestSettings = IngestSettings()
+    imports: ImportSettings = ImportSettings()
     api: ApiSettings = ApiSettings()
     sparkplug: SparkplugSettings = SparkplugSettings()
     opcua: OpcuaSettings = OpcuaSettings()

@@ -164,6 +164,30 @@ def bench_simulator(
     Console().print(table)
 
 
+def bench_import_cmd(
+    rows: Annotated[int, typer.Option(min=1000, help="Rows of the wide CSV.")] = 1_000_000,
+    machines: Annotated[int, typer.Option(min=1, help="Machines in the file.")] = 100,
+    batch_rows: Annotated[
+        int | None, typer.Option(help="Rows per batch (default FOREWARN_IMPORTS__BATCH_ROWS).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """History import of a wide CSV into a throwaway schema: rows/s and peak memory."""
+    from forewarn.cli import _emit, _settings
+    from forewarn.storage.db import prepared_database
+    from tools.bench.imports import bench_import
+
+    settings = _settings()
+    with prepared_database(settings) as url:
+        result = bench_import(
+            url,
+            rows=rows,
+            machines=machines,
+            batch_rows=batch_rows or settings.imports.batch_rows,
+        )
+    _emit(result, as_json, f"History import, {rows:,} rows")
+
+
 def register(app: typer.Typer) -> None:
     """Mount the `bench` group with its subcommands."""
     bench_app.command("ingest")(bench_ingest)
@@ -171,4 +195,5 @@ def register(app: typer.Typer) -> None:
     bench_app.command("simulator")(bench_simulator)
     bench_app.command("dashboard")(bench_dashboard_cmd)
     bench_app.command("timescale")(bench_timescale_cmd)
+    bench_app.command("import")(bench_import_cmd)
     app.add_typer(bench_app, name="bench")
