@@ -10,6 +10,7 @@ COPY models ./models
 COPY api ./api
 COPY dashboard ./dashboard
 COPY simulator ./simulator
+COPY connectors ./connectors
 RUN pip install .
 RUN useradd --create-home forewarn
 USER forewarn

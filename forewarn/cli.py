@@ -133,6 +133,7 @@ AREAS: tuple[str, ...] = (
     "people",
     "assets",
     "imports",
+    "connect",
 )
 for _area in AREAS:
     importlib.import_module(f"forewarn.commands.{_area}").register(app)

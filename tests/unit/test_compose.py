@@ -95,5 +95,5 @@ def test_mounted_broker_config_is_in_the_repository() -> None:
 
 def test_dockerfile_copies_every_package() -> None:
     text = (ROOT / "Dockerfile").read_text()
-    for pkg in ("forewarn", "ingest", "models", "api", "dashboard", "simulator"):
+    for pkg in ("forewarn", "ingest", "models", "api", "dashboard", "simulator", "connectors"):
         assert f"COPY {pkg} ./{pkg}" in text

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LAZY_ONLY = ("ingest", "simulator", "api", "dashboard", "models", "tools")
+LAZY_ONLY = ("ingest", "simulator", "api", "dashboard", "models", "tools", "connectors")
 COMPOSITION = [ROOT / "forewarn" / "cli.py", *sorted((ROOT / "forewarn" / "commands").glob("*.py"))]
 
 
