@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 
 from forewarn.settings import Settings
-from forewarn.supervisor import Child, Supervisor, forewarn_command, wait_until
+from forewarn.supervisor import Child, ServiceFailed, Supervisor, forewarn_command, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,10 @@ BACKTEST_ARGS = (
     "--no-curve",
 )
 INGEST_READY_TIMEOUT_S = 120.0
+API_READY_TIMEOUT_S = 60.0
+ORDERS_WAIT_PLANT_H = 40.0  # plant hours the plant may take to answer the last orders (repairs)
+CLOSE_WAIT_S = 20.0  # for the alert engine to close alerts on failures in the last messages
+DEAD_LETTER_MAX_SHARE = 0.02  # more dead letters than this share of published messages fails a run
 DRAIN_TIMEOUT_S = 180.0  # a loaded 2-core machine can lag the publisher by a minute or more
 PROGRESS_INTERVAL_S = 1.0
 SIMULATOR_STATE = "simulator-state.pkl"  # in the state dir: the plant, saved for an exact resume
@@ -57,6 +61,7 @@ class DemoOptions:
     seed: int = 1
     api_port: int = 0  # 0 = a free port
     dashboard_port: int = 0
+    crew: bool = False  # a simulated maintenance crew acts on alerts through the API
 
 
 def free_port() -> int:
@@ -70,7 +75,9 @@ def counts(url: str) -> dict[str, int]:
     """Rows that show the pipeline working: readings, events, dead letters, predictions, alerts."""
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
-            "select (select count(*) from readings), (select count(*) from machine_events),"
+            # plant events only (seq > 0): an alert resolution's own record is not a message
+            "select (select count(*) from readings),"
+            " (select count(*) from machine_events where seq > 0),"
             " (select count(*) from dead_letters), (select count(*) from predictions),"
             " (select count(*) from alerts), (select count(distinct machine_id) from predictions)"
         ).fetchone()
@@ -100,8 +107,8 @@ def _reset_state(state_dir: Path) -> None:
     shutil.rmtree(state_dir, ignore_errors=True)
 
 
-def run_demo(settings: Settings, opts: DemoOptions) -> dict[str, Any] | None:
-    """Run the demo; in headless mode return the JSON summary."""
+def run_demo(settings: Settings, opts: DemoOptions) -> dict[str, Any]:
+    """Run the demo and return its summary (``problems`` lists why it failed, if it did)."""
     from forewarn.storage.db import prepared_database
 
     # SIGTERM outside the live loop (bootstrap, drain) unwinds like Ctrl-C, so every child,
@@ -121,7 +128,7 @@ def _raise_interrupt(*_: object) -> None:
 
 def _run(
     settings: Settings, opts: DemoOptions, db_url: str, mqtt_url: str, started: float
-) -> dict[str, Any] | None:
+) -> dict[str, Any]:
     from forewarn.factory import load_factory
     from forewarn.storage.assets import upsert_registry
     from forewarn.storage.keys import create_key
@@ -137,13 +144,18 @@ def _run(
     summary_path = settings.state_dir / "simulator-summary.json"
     summary_path.unlink(missing_ok=True)
 
-    with Supervisor(env=env, log_dir=logs) as sup:
-        _bootstrap_models(sup, opts)
+    from forewarn.storage import loop
+
+    run_dir = settings.state_dir / "run"
+    with Supervisor(env=env, log_dir=logs, run_dir=run_dir) as sup:
+        _bootstrap_models(sup, opts, run_dir)
         with psycopg.connect(db_url) as conn:
             key = create_key(conn, name=f"demo-{time.time_ns()}", role="admin")
+            crew_key = create_key(conn, name=f"demo-crew-{time.time_ns()}", role="maintenance")
+            mark = loop.run_mark(conn)
             conn.commit()
         before = counts(db_url)  # a resumed demo counts only what this run published
-        ingest = sup.start("ingest", forewarn_command("ingest"))
+        ingest = sup.start("ingest", forewarn_command("ingest"), restart=True)
         # The simulator publishes only once ingest is subscribed: a fresh session on a real
         # broker keeps nothing published before its subscription exists.
         ready_url = f"http://127.0.0.1:{env['FOREWARN_INGEST__METRICS_PORT']}/readyz"
@@ -155,19 +167,33 @@ def _run(
             raise RuntimeError(
                 f"ingest exited with {ingest.proc.returncode}; see {ingest.log_path}"
             )
-        sup.start("scoring", forewarn_command("score", "--loop"))
-        sup.start("alerts", forewarn_command("alerts", "run"))
-        sup.start("maintain", forewarn_command("maintain", "--every", "30"))  # roll-ups, retention
-        sup.start("api", forewarn_command("api", "--port", str(api_port)))
+        for name, argv in (
+            ("scoring", ("score", "--loop")),
+            ("alerts", ("alerts", "run")),
+            ("maintain", ("maintain", "--every", "30")),  # roll-ups, retention
+            ("api", ("api", "--port", str(api_port))),
+        ):
+            sup.start(name, forewarn_command(*argv), restart=True)
+        api_url = f"http://127.0.0.1:{api_port}"
+        if not wait_until(lambda: _ready(f"{api_url}/v1/health"), API_READY_TIMEOUT_S):
+            raise RuntimeError(f"the API was not up in {API_READY_TIMEOUT_S:.0f}s; see {logs}")
+        crew = None
+        if opts.crew:
+            crew = _start_crew(sup, opts, api_url, crew_key, run_dir)
         if not opts.headless:
-            sup.start("dashboard", forewarn_command("dashboard", "--port", str(dash_port)))
+            sup.start(
+                "dashboard", forewarn_command("dashboard", "--port", str(dash_port)), restart=True
+            )
             # A backtest on simulated history, so the ROI page has figures before the live
             # ledger has any (one-shot; it stores its result in this database).
             sup.start("backtest", forewarn_command(*BACKTEST_ARGS, "--seed", str(opts.seed + 2000)))
         sim_args = _simulator_args(db_url, opts, mqtt_url, summary_path, settings.mqtt.topic_root)
         sim = sup.start("simulator", forewarn_command(*sim_args))
-        _announce(opts, api_port, dash_port, key, logs)
+        _announce(opts, api_port, dash_port, key, logs, db_url)
         _watch(sup, db_url, opts)
+        if crew is not None:  # the crew stops first; the plant answers the orders it sent
+            sup.stop(crew)
+            _await_orders(db_url, mark, opts)
         published = _stop_simulator(sup, sim, summary_path)
         stored_before = before["readings"] + before["events"]
         drained = wait_until(
@@ -177,8 +203,13 @@ def _run(
             log.warning(
                 "ingest did not store every published message within %.0fs", DRAIN_TIMEOUT_S
             )
+        # the alert engine closes alerts on failures among the last messages stored
+        wait_until(lambda: _open_on_failed(db_url) == 0, CLOSE_WAIT_S, interval_s=0.5)
         final = counts(db_url)
         api_sees_alerts = _api_alert_count(api_port, key)
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            loop_keys = loop.loop_summary(conn, mark)
+        restarts = sup.restarts
     stored = final["readings"] + final["events"] - stored_before
     result = {
         "published": published["messages"],
@@ -190,9 +221,80 @@ def _run(
         "api_alerts": api_sees_alerts,
         "machines_scored": final["machines_scored"],
         "failures": published["failures"],
+        **loop_keys,
+        "restarts": restarts,
+        "resumed": bool(published["resumed"]) or stored_before > 0,
+        "clock": [published["clock_start"], published["clock_end"]],
         "seconds": round(time.monotonic() - started, 1),
     }
-    return result if opts.headless else None
+    result["problems"] = problems(result)
+    for p in result["problems"]:
+        log.error("demo problem: %s", p)
+    return result
+
+
+def problems(result: dict[str, Any]) -> list[str]:
+    """Why a run failed (empty when it did not): lost messages, too many dead letters."""
+    out = []
+    if result["lost"] > 0:
+        out.append(
+            f"{result['lost']} of {result['published']} published messages were not stored"
+            " (see logs/ingest.log)"
+        )
+    if (
+        result["published"] > 0
+        and result["dead_lettered"] > DEAD_LETTER_MAX_SHARE * result["published"]
+    ):
+        out.append(
+            f"{result['dead_lettered']} of {result['published']} messages were dead-lettered"
+            f" (more than {DEAD_LETTER_MAX_SHARE:.0%}); `select reason, count(*) from dead_letters"
+            " group by 1` says why"
+        )
+    if result["published"] == 0:
+        out.append("the simulator published nothing (see logs/simulator.log)")
+    return out
+
+
+def _start_crew(sup: Supervisor, opts: DemoOptions, api_url: str, key: str, run_dir: Path) -> Child:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    key_file = run_dir / "crew.key"
+    key_file.touch(mode=0o600)
+    key_file.write_text(key + "\n", encoding="utf-8")
+    argv = forewarn_command(
+        "crew",
+        "--api-url",
+        api_url,
+        "--key-file",
+        str(key_file),
+        "--machines",
+        str(opts.machines),
+        "--speed",
+        str(opts.speed),
+        "--seed",
+        str(opts.seed),
+    )
+    return sup.start("crew", argv, restart=True)
+
+
+def _await_orders(db_url: str, mark: dict[str, int], opts: DemoOptions) -> None:
+    """Wait (bounded) until the plant has answered every maintenance order of this run."""
+    from forewarn.storage import loop
+
+    def answered() -> bool:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            sent, obeyed = loop.orders(conn, mark)
+        return obeyed >= sent
+
+    timeout = max(10.0, ORDERS_WAIT_PLANT_H * 3600.0 / opts.speed)
+    if not wait_until(answered, timeout, interval_s=0.5):
+        log.warning("the plant did not answer every maintenance order within %.0fs", timeout)
+
+
+def _open_on_failed(db_url: str) -> int:
+    from forewarn.storage import loop
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        return loop.open_alerts_on_failed_machines(conn)
 
 
 def _child_env(settings: Settings, opts: DemoOptions, db_url: str, mqtt_url: str) -> dict[str, str]:
@@ -256,8 +358,16 @@ def _simulator_args(
     return args
 
 
-def _bootstrap_models(sup: Supervisor, opts: DemoOptions) -> None:
-    """Train the first champion on simulated history unless the registry already has one."""
+def _bootstrap_models(sup: Supervisor, opts: DemoOptions, run_dir: Path) -> None:
+    """Train the first champion on simulated history unless the registry already has one.
+
+    The training child writes its progress to a file; a progress bar here shows it.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    progress_file = run_dir / "bootstrap.progress.json"
+    progress_file.unlink(missing_ok=True)
     child = sup.start(
         "bootstrap",
         forewarn_command(
@@ -269,16 +379,47 @@ def _bootstrap_models(sup: Supervisor, opts: DemoOptions) -> None:
             str(opts.bootstrap_machines),
             "--seed",
             str(opts.seed + 1000),
+            "--progress-file",
+            str(progress_file),
         ),
     )
-    code = child.proc.wait()
+    with Progress(
+        TextColumn("first models: {task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=1)
+        while child.alive:
+            state = _read_json(progress_file)
+            if state:
+                bar.update(
+                    task, completed=state["done"], total=state["total"], description=state["stage"]
+                )
+            time.sleep(0.25)
+    code = sup.stop(child)  # exited already; this reaps it and removes its pid file
     if code != 0:
         raise RuntimeError(f"model bootstrap failed (exit {code}); see {child.log_path}")
 
 
-def _announce(opts: DemoOptions, api_port: int, dash_port: int, key: str, logs: Path) -> None:
+def psql_command(db_url: str) -> str:
+    """A psql command line that connects to the demo's database."""
+    import shlex
+
+    return f"psql {shlex.quote(db_url)}"
+
+
+def _announce(
+    opts: DemoOptions, api_port: int, dash_port: int, key: str, logs: Path, db_url: str
+) -> None:
     if opts.headless:
-        log.info("headless demo: API on http://127.0.0.1:%d, logs in %s", api_port, logs)
+        log.info(
+            "headless demo: API on http://127.0.0.1:%d, logs in %s, database: %s",
+            api_port,
+            logs,
+            psql_command(db_url),
+        )
         return
     from rich.console import Console
 
@@ -287,8 +428,14 @@ def _announce(opts: DemoOptions, api_port: int, dash_port: int, key: str, logs: 
         f"  dashboard  http://127.0.0.1:{dash_port}\n"
         f"  API        http://127.0.0.1:{api_port}/docs\n"
         f"  API key    {key}   (admin; shown once)\n"
+        f"  database   {psql_command(db_url)}\n"
         f"  logs       {logs}\n"
-        "Ctrl-C stops everything.\n"
+        + (
+            "  crew       a simulated maintenance crew acts on alerts through the API\n"
+            if opts.crew
+            else ""
+        )
+        + "Ctrl-C stops everything.\n"
     )
 
 
@@ -316,11 +463,10 @@ def _watch(sup: Supervisor, db_url: str, opts: DemoOptions) -> None:
                             "%s failed (exit %s); see %s", c.name, c.proc.returncode, c.log_path
                         )
                         warned.add(c.name)
-                dead = [c for c in sup.dead() if c.name not in ONE_SHOT]
+                sup.heal()  # restarts crashed services; raises ServiceFailed when one keeps crashing
+                dead = [c for c in sup.dead() if c.name not in ONE_SHOT and not c.restart]
                 if dead:
-                    raise RuntimeError(
-                        f"{dead[0].name} exited with {dead[0].proc.returncode}; see {dead[0].log_path}"
-                    )
+                    raise ServiceFailed(dead[0], "exited")
                 table = Table(title="Forewarn demo (Ctrl-C to stop)")
                 for k, v in counts(db_url).items():
                     table.add_row(k, f"{v:,}")
@@ -331,7 +477,7 @@ def _watch(sup: Supervisor, db_url: str, opts: DemoOptions) -> None:
         signal.signal(signal.SIGTERM, previous_term)
 
 
-def _stop_simulator(sup: Supervisor, sim: Child, summary_path: Path) -> dict[str, int]:
+def _stop_simulator(sup: Supervisor, sim: Child, summary_path: Path) -> dict[str, Any]:
     sup.stop(sim)
     if not summary_path.exists():
         raise RuntimeError(f"the simulator wrote no summary; see {sim.log_path}")
@@ -339,7 +485,18 @@ def _stop_simulator(sup: Supervisor, sim: Child, summary_path: Path) -> dict[str
     return {
         "messages": int(summary["telemetry"]) + int(summary["events"]),
         "failures": int(summary["failures"]),
+        "resumed": bool(summary.get("resumed", False)),
+        "clock_start": str(summary.get("clock_start", "")),
+        "clock_end": str(summary.get("clock_end", "")),
     }
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _ready(url: str) -> bool:

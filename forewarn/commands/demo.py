@@ -36,6 +36,10 @@ def demo(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the headless summary as JSON.")
     ] = False,
+    crew: Annotated[
+        bool,
+        typer.Option("--crew", help="A simulated maintenance crew acts on alerts through the API."),
+    ] = False,
 ) -> None:
     """Run simulator, ingest, scoring, alerts, API and dashboard; Ctrl-C stops everything."""
     from forewarn.cli import _settings
@@ -54,7 +58,18 @@ def demo(
         dashboard_port=dashboard_port,
         bootstrap_days=bootstrap_days,
         bootstrap_machines=bootstrap_machines,
+        crew=crew,
     )
-    result = run_demo(_settings(), opts)
-    if result is not None:
+    from forewarn.supervisor import ServiceFailed
+
+    try:
+        result = run_demo(_settings(), opts)
+    except ServiceFailed as exc:
+        typer.echo(f"forewarn demo: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if headless:
         typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+    if result["problems"]:
+        for problem in result["problems"]:
+            typer.echo(f"forewarn demo: {problem}", err=True)
+        raise typer.Exit(1)

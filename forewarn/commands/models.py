@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -30,6 +31,13 @@ def train(
         bool, typer.Option("--if-missing", help="Only types with no champion yet.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    progress_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--progress-file",
+            help="Also write progress here as JSON (done, total, stage): the demo draws its bar from it.",
+        ),
+    ] = None,
 ) -> None:
     """Train one model bundle per machine type, register it, champion or challenger."""
     from forewarn.cli import _settings
@@ -62,17 +70,28 @@ def train(
                 return
             from rich.progress import Progress
 
+            total = len(types) + 1
+
+            def report(done: int, stage: str) -> None:
+                if progress_file is not None:
+                    tmp = progress_file.with_suffix(".tmp")
+                    tmp.write_text(json.dumps({"done": done, "total": total, "stage": stage}))
+                    tmp.replace(progress_file)
+
             with Progress(transient=True) as progress:
-                task = progress.add_task("simulating history", total=len(types) + 1)
+                task = progress.add_task("simulating history", total=total)
+                report(0, f"simulating {simulate_days:g} days of {machines} machines")
                 history = run_history(factory, simulate_days * 24.0, seed)
                 readings, events = messages_frames(history.messages)
                 progress.update(task, advance=1, description="training")
                 results = []
-                for tm in types:
+                for i, tm in enumerate(types, start=1):
+                    report(i, f"training {tm[0].id} ({i} of {len(types)})")
                     results += train_from_frames(
                         conn, [tm], readings, events, horizon_h=settings.models.horizon_h, seed=seed
                     )
                     progress.update(task, advance=1)
+                report(total, "trained")
         else:
             if not machine_types(conn):
                 raise typer.BadParameter(

@@ -10,6 +10,7 @@ Without --jsonl and --mqtt-url the broker is FOREWARN_MQTT__URL.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import sys
@@ -98,7 +99,42 @@ def _output(
     return sink, root
 
 
+def crew(
+    api_url: Annotated[
+        str, typer.Option("--api-url", help="The Forewarn API, e.g. http://127.0.0.1:8000.")
+    ],
+    key_file: Annotated[
+        Path, typer.Option("--key-file", help="File holding the crew's API key (maintenance role).")
+    ],
+    machines: Annotated[
+        int | None, typer.Option(min=1, help="The plant's machine count (as given to simulate).")
+    ] = None,
+    speed: Speed = 3600.0,
+    seed: Annotated[int, typer.Option(help="Seed of the crew's decisions.")] = 0,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Factory TOML (default: shipped, or FOREWARN_FACTORY)."),
+    ] = None,
+    summary: Summary = None,
+) -> None:
+    """A simulated maintenance crew: acknowledges, inspects, dismisses or resolves alerts via the API."""
+    from forewarn.factory import load_factory
+    from forewarn.logs import setup_logging
+    from forewarn.settings import load_settings
+    from simulator.crew import run_crew
+
+    settings = load_settings()
+    setup_logging(settings.log_level)
+    factory = load_factory(config or settings.factory, machines)
+    key = key_file.read_text(encoding="utf-8").strip()
+    stats = run_crew(
+        api_url, key, factory, speed=speed, seed=seed, stop=_stop_on_signals(), summary=summary
+    )
+    typer.echo(json.dumps(dataclasses.asdict(stats)))
+
+
 def register(app: typer.Typer) -> None:
+    app.command("crew")(crew)
     sim = typer.Typer(
         help="Simulate a factory, or replay a public dataset, over MQTT or to JSON lines."
     )
@@ -160,7 +196,6 @@ def register(app: typer.Typer) -> None:
         """Run the simulated plant: machines degrade, fail, get repaired (and obey maintenance orders)."""
         if ctx.invoked_subcommand is not None:
             return
-        import dataclasses
 
         from forewarn.factory import load_factory
         from forewarn.settings import load_settings

