@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from forewarn.assets import Costs
 
 DEFAULT_CURRENCY = "EUR"
@@ -81,3 +83,40 @@ def fmt_money(amount: float | None, currency: str = DEFAULT_CURRENCY, *, decimal
         return "—"
     sign = "−" if amount < 0 else ""
     return f"{sign}{currency} {abs(amount):,.{decimals}f}"
+
+
+@dataclass(frozen=True, slots=True)
+class CostColumns:
+    """The costs of many lives at once: one array per :class:`Costs` field, the same prices.
+
+    The backtest prices thousands of lives under many policies; these are the functions above
+    over arrays (same names, same formulas), so there is still one place that says what costs what.
+    """
+
+    downtime_cost_per_h: np.ndarray
+    repair_cost: np.ndarray
+    planned_maintenance_cost: np.ndarray
+    inspection_cost: np.ndarray
+    repair_hours: np.ndarray
+    planned_hours: np.ndarray
+
+    @classmethod
+    def from_matrix(cls, c: np.ndarray) -> CostColumns:
+        """From an (n, 6) array whose columns follow :data:`COST_FIELDS`."""
+        return cls(*(np.asarray(c[:, i], float) for i in range(len(COST_FIELDS))))
+
+    def unplanned_failure(self) -> np.ndarray:
+        return self.repair_cost + self.repair_hours * self.downtime_cost_per_h
+
+    def planned_repair(self) -> np.ndarray:
+        return (
+            self.inspection_cost
+            + self.planned_maintenance_cost
+            + self.planned_hours * self.downtime_cost_per_h
+        )
+
+    def preventive_job(self) -> np.ndarray:
+        return self.planned_maintenance_cost + self.planned_hours * self.downtime_cost_per_h
+
+    def inspection(self) -> np.ndarray:
+        return self.inspection_cost

@@ -99,6 +99,21 @@ class LifeSummary:
     def n_lives(self) -> int:
         return len(self.machine)
 
+    @property
+    def seen_from(self) -> np.ndarray:
+        """Where each life enters the window (its start, or the window start if it began earlier)."""
+        return np.maximum(self.start, self.window[0])
+
+    @property
+    def op_window(self) -> np.ndarray:
+        """Per life and threshold: operating hours inside the window until the renewal.
+
+        Costs are rates over in-window hours: counting a life's hours before the window would
+        dilute the rate of a short window (every machine's age at the window start would count,
+        its earlier failures would not).
+        """
+        return np.maximum(0.0, self.start[:, None] + self.op - self.seen_from[:, None])
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly (``never`` stored as null)."""
         th = [None if math.isinf(t) else float(t) for t in self.thresholds]

@@ -38,7 +38,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forewarn import money
 from forewarn.assets import Costs
+from forewarn.money import CostColumns
 from models.lives import (
     CAUGHT,
     COST_FIELDS,
@@ -75,8 +77,8 @@ MAX_COST = 1e12  # per cost field in a what-if; larger (or negative, NaN) is rej
 
 
 def preventive_cost(c: Costs) -> float:
-    """A scheduled preventive job: planned maintenance and its downtime (no inspection needed)."""
-    return c.planned_maintenance_cost + c.planned_hours * c.downtime_cost_per_h
+    """A scheduled preventive job (:func:`forewarn.money.preventive_job`)."""
+    return money.preventive_job(c)
 
 
 @dataclass
@@ -171,15 +173,16 @@ def _outcome_money(
     c: np.ndarray, outcome: np.ndarray, fa: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(maintenance cost, downtime hours, downtime cost) per life for predictive outcomes."""
-    d = {f: c[:, i][:, None] for i, f in enumerate(COST_FIELDS)}
+    cc = CostColumns.from_matrix(c)
+    col = {f: getattr(cc, f)[:, None] for f in COST_FIELDS}
     caught, fail = outcome == CAUGHT, outcome == FAILED
     maint = (
-        fa * d["inspection_cost"]
-        + caught * (d["inspection_cost"] + d["planned_maintenance_cost"])
-        + fail * d["repair_cost"]
+        fa * col["inspection_cost"]
+        + caught * (col["inspection_cost"] + col["planned_maintenance_cost"])
+        + fail * col["repair_cost"]
     )
-    down = caught * d["planned_hours"] + fail * d["repair_hours"]
-    return maint, down, down * d["downtime_cost_per_h"]
+    down = caught * col["planned_hours"] + fail * col["repair_hours"]
+    return maint, down, down * col["downtime_cost_per_h"]
 
 
 def evaluate(
@@ -194,7 +197,7 @@ def evaluate(
     maint, down, dcost = _outcome_money(c, s.outcome, s.false_alarms)
     onehot = np.array([s.type == t for t in types], float).reshape(len(types), s.n_lives)
     exp = np.array([s.exposure[t] for t in types])
-    op_t = onehot @ s.op
+    op_t = onehot @ s.op_window
     rate = np.divide(onehot @ (maint + dcost), op_t, out=np.zeros_like(op_t), where=op_t > 0)
     total_cost = (rate * exp[:, None]).sum(axis=0)
     # each machine type gets its own threshold: the policy is one AlertPolicy per type
@@ -272,14 +275,14 @@ def _scaled(
 
 def _rtf(s: LifeSummary, c: np.ndarray, rows: np.ndarray, exposure: float) -> PolicyResult:
     f = s.failed[rows]
-    cc = c[rows]
-    down = float((f * cc[:, 4]).sum())
+    cc = CostColumns.from_matrix(c[rows])
+    down = float((f * cc.repair_hours).sum())
     r = _scaled(
         "run-to-failure",
-        float((f * cc[:, 1]).sum()),
-        float((f * cc[:, 4] * cc[:, 0]).sum()),
+        float((f * cc.repair_cost).sum()),
+        float((f * cc.repair_hours * cc.downtime_cost_per_h).sum()),
         down,
-        float(s.length[rows].sum()),
+        float((s.end - s.seen_from)[rows].sum()),
         exposure,
     )
     r.failures = r.missed = int(f.sum())
@@ -290,19 +293,18 @@ def _fixed_interval(
     s: LifeSummary, c: np.ndarray, rows: np.ndarray, exposure: float
 ) -> PolicyResult:
     """Best fixed interval T for this group (grid over quantiles of the life lengths, plus never)."""
-    L, f, cc = s.length[rows], s.failed[rows], c[rows]
+    L, f, cc = s.length[rows], s.failed[rows], CostColumns.from_matrix(c[rows])
     base = L[f] if f.any() else L
     qs = np.linspace(0.0, 1.0, s.config.fi_grid)
     grid: np.ndarray = np.unique(np.quantile(base, qs)) if len(base) else np.zeros(0)
     T = np.r_[grid, NEVER]
-    # a life reaching T is renewed at T (a failure exactly at T is the just-in-time limit)
-    renew = L[:, None] >= T[None, :]
-    fail = ~renew & f[:, None]
-    pm, ph, d = cc[:, 2:3], cc[:, 5:6], cc[:, 0:1]
-    maint = (renew * pm + fail * cc[:, 1:2]).sum(axis=0)
-    down = (renew * ph + fail * cc[:, 4:5]).sum(axis=0)
-    dcost = (renew * ph * d + fail * cc[:, 4:5] * d).sum(axis=0)
-    op = np.minimum(L[:, None], T[None, :]).sum(axis=0)
+    renew, fail, op = fixed_interval_lives(s.start[rows], s.end[rows], f, s.window[0], T[None, :])
+    pm, ph = cc.planned_maintenance_cost[:, None], cc.planned_hours[:, None]
+    rc, rh, d = cc.repair_cost[:, None], cc.repair_hours[:, None], cc.downtime_cost_per_h[:, None]
+    maint = (renew * pm + fail * rc).sum(axis=0)
+    down = (renew * ph + fail * rh).sum(axis=0)
+    dcost = (renew * ph * d + fail * rh * d).sum(axis=0)
+    op = op.sum(axis=0)
     rate = np.divide(maint + dcost, op, out=np.full_like(op, np.inf), where=op > 0)
     j = _best_index(np.where(np.isfinite(rate), rate, np.inf)) if len(L) else len(T) - 1
     r = _scaled(
@@ -314,6 +316,27 @@ def _fixed_interval(
     r.planned_jobs = int(renew[:, j].sum())
     r.parameter = None if math.isinf(T[j]) else round(float(T[j]), 3)
     return r
+
+
+def fixed_interval_lives(
+    start: np.ndarray, end: np.ndarray, failed: np.ndarray, ws: float, T: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(renewed at T, failed first, in-window operating hours) of each life under interval ``T``.
+
+    ``T`` broadcasts against the lives (a column per candidate, or one value per life). A life
+    reaching T is renewed at T (a failure exactly at T is the just-in-time limit). A life that
+    interval would have renewed before the window start is not this policy's life there: it
+    counts neither hours nor events (the lives younger than T at the window start are the ones
+    the policy would have running, in the proportions it would have them).
+    """
+    s, e = start[:, None] if T.ndim == 2 else start, end[:, None] if T.ndim == 2 else end
+    f = failed[:, None] if T.ndim == 2 else failed
+    renew_at = s + T
+    inside = np.minimum(renew_at, e) >= ws
+    renew = (e - s >= T) & inside
+    fail = ~(e - s >= T) & f & inside
+    op = np.maximum(0.0, np.minimum(renew_at, e) - np.maximum(s, ws))
+    return renew, fail, op
 
 
 def _predictive(
@@ -330,7 +353,7 @@ def _predictive(
         float(maint[rows, j].sum()),
         float(dcost[rows, j].sum()),
         float(down[rows, j].sum()),
-        float(s.op[rows, j].sum()),
+        float(s.op_window[rows, j].sum()),
         exposure,
     )
     out = s.outcome[rows, j]

@@ -17,7 +17,10 @@ def _table(out: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="Maintenance policies (cost scaled to the window's operating hours)")
+    table = Table(
+        title="Maintenance policies, IN SAMPLE (tuned and scored on the same lives;"
+        " cost scaled to the window's operating hours)"
+    )
     for col in ("policy", "cost", "downtime h", "failures", "caught", "missed", "false alarms"):
         table.add_column(col, justify="left" if col == "policy" else "right")
     for name, p in out["policies"].items():
@@ -40,6 +43,21 @@ def _table(out: dict[str, Any]) -> None:
         f"vs fixed-interval: {out['savings_vs_fixed_interval']:,.0f}   "
         f"threshold: {'never alert' if th is None else th}   "
         f"fixed intervals (h): {out['fixed_interval_h']}"
+    )
+    for name in ("in_sample", "out_of_sample"):
+        f = out.get(name)
+        if f:
+            console.print(
+                f"{name.replace('_', '-')}: saved vs run-to-failure {f['savings_vs_run_to_failure']:,.0f}"
+                f" (95 % CI {f['ci_low_vs_run_to_failure']:,.0f} … {f['ci_high_vs_run_to_failure']:,.0f}),"
+                f" vs fixed-interval {f['savings_vs_fixed_interval']:,.0f}"
+                f" (95 % CI {f['ci_low_vs_fixed_interval']:,.0f} … {f['ci_high_vs_fixed_interval']:,.0f})"
+            )
+    pol = out.get("policy")
+    console.print(
+        f"proposed policy version: {pol['version']}"
+        if pol
+        else f"no policy proposed: {out.get('policy_not_proposed')}"
     )
     if "timings" in out:
         console.print(f"timings (s): {out['timings']}")
@@ -76,9 +94,19 @@ def register(app: typer.Typer) -> None:
         save: Annotated[
             bool,
             typer.Option(
-                "--save", help="--simulate: also store the result in the configured database."
+                "--save/--no-save",
+                help="--simulate: also store the result and the proposed policy version in the"
+                " configured database (where `forewarn policy promote` finds it).",
             ),
-        ] = False,
+        ] = True,
+        segments: Annotated[
+            int,
+            typer.Option(
+                min=2,
+                help="Rolling origin: pieces of the window (each after the first is scored"
+                " out of sample with what was tuned on the pieces before it).",
+            ),
+        ] = 5,
         curve: Annotated[
             bool, typer.Option("--curve/--no-curve", help="Include the savings curve in --json.")
         ] = True,
@@ -97,6 +125,7 @@ def register(app: typer.Typer) -> None:
             cooldown_h=cooldown_h,
             capacity_per_shift=capacity,
         )
+        default_policy = config.policy_at(settings.models.alert_high)
         if simulate:
             from models.runners.backtest import simulate_backtest
             from simulator.engine import run_history
@@ -113,6 +142,8 @@ def register(app: typer.Typer) -> None:
                         config=config,
                         train_fraction=train_fraction,
                         save_url=url,
+                        default_policy=default_policy,
+                        segments=segments,
                     )
             else:
                 out = simulate_backtest(
@@ -122,13 +153,21 @@ def register(app: typer.Typer) -> None:
                     seed=seed,
                     config=config,
                     train_fraction=train_fraction,
+                    default_policy=default_policy,
+                    segments=segments,
                 )
         else:
             from forewarn.storage.db import connect, prepared_database
             from models.runners.backtest import default_window, run_backtest
 
             with prepared_database(settings) as url, connect(url) as conn:
-                out = run_backtest(conn, window=default_window(conn, days), config=config)
+                out = run_backtest(
+                    conn,
+                    window=default_window(conn, days),
+                    config=config,
+                    default_policy=default_policy,
+                    segments=segments,
+                )
         if not curve:
             out.pop("curve", None)
         if as_json:

@@ -27,7 +27,9 @@ from psycopg import Connection
 from forewarn.assets import Costs
 from forewarn.errors import NotFound
 from forewarn.storage import roi as roi_store
-from models.roi import BacktestConfig, backtest
+from models.oos import SEGMENTS, proposed_policy, rolling_origin
+from models.policy import AlertPolicy, PolicySet
+from models.roi import BacktestConfig
 
 if TYPE_CHECKING:
     from forewarn.factory import Factory
@@ -122,8 +124,16 @@ def run_backtest(
     history_start: datetime | None = None,
     store: bool = True,
     available_after_h: float = SCORE_AVAILABLE_AFTER_H,
+    default_policy: AlertPolicy | None = None,
+    segments: int = SEGMENTS,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Backtest the stored predictions over ``window``; store and return the JSON result.
+
+    The top-level figures are in sample (tuned and scored on the same lives: what-ifs re-price
+    them); ``out_of_sample`` holds the rolling-origin figures with bootstrap intervals
+    (:mod:`models.oos`). When those beat both baselines, a policy version is proposed (stored,
+    not promoted) and returned under ``policy``.
 
     ``available_after_h``: how long after its timestamp a prediction exists (see
     SCORE_AVAILABLE_AFTER_H; 0 for predictions stamped with the reading they were made from).
@@ -136,7 +146,7 @@ def run_backtest(
     scores = load_scores(conn, window[0], window[1], role, available_after_h)
     if history_start is None:
         history_start = history_bounds(conn)[0]
-    res, summary = backtest(
+    res, summary, report = rolling_origin(
         failures,
         scores,
         costs,
@@ -145,10 +155,15 @@ def run_backtest(
         types=types,
         renewals=renewals,
         history_start=history_start,
+        segments=segments,
+        seed=seed,
     )
     out = res.to_dict()
+    out["sample"] = "in-sample: tuned and scored on the same lives (see out_of_sample)"
+    out.update(report)
     out["window"] = {"from": window[0].isoformat(), "to": window[1].isoformat()}
     out["scores"] = len(scores)
+    proposal = proposed_policy(config, report, default_policy or config.policy_at(0.6))
     if store:
         out["backtest_id"] = roi_store.save_backtest(
             conn,
@@ -164,8 +179,40 @@ def run_backtest(
             result=out,
             summary=summary.to_dict(),
         )
+    out["policy"] = _propose(conn if store else None, proposal, out)
+    if store:
         conn.commit()
     return out
+
+
+def _propose(
+    conn: Connection | None, proposal: PolicySet | None, out: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Store the proposed policy version (when there is one and a connection); its JSON."""
+    from forewarn.storage.policies import save_policy
+
+    if proposal is None:
+        out["policy_not_proposed"] = (
+            "its out-of-sample savings do not beat both run-to-failure and fixed-interval"
+        )
+        return None
+    version = None
+    if conn is not None:
+        version = save_policy(
+            conn,
+            proposal.to_dict(),
+            source="backtest",
+            figures=policy_figures(out),
+            backtest_id=out.get("backtest_id"),
+            note="proposed by forewarn backtest: promote with `forewarn policy promote VERSION`",
+        )
+    return {**proposal.to_dict(), "version": version}
+
+
+def policy_figures(out: dict[str, Any]) -> dict[str, Any]:
+    """The backtested figures a policy version keeps (what `forewarn policy show` prints)."""
+    keep = ("in_sample", "out_of_sample", "method", "window", "tuned")
+    return {k: out[k] for k in keep if k in out}
 
 
 # ---- the self-contained simulated run --------------------------------------------------------
@@ -203,6 +250,8 @@ def simulate_backtest(
     factory_path: Path | None = None,
     state_dir: Path | None = None,
     save_url: str | None = None,
+    default_policy: AlertPolicy | None = None,
+    segments: int = SEGMENTS,
 ) -> dict[str, Any]:
     """Simulate, store, train, score and backtest in a temporary embedded database.
 
@@ -254,10 +303,18 @@ def simulate_backtest(
                 history_start=start,
                 store=True,
                 available_after_h=0.0,  # holdout stamps each score with its own reading
+                default_policy=default_policy,
+                segments=segments,
+                seed=seed,
             )
             timings["backtest_s"] = time.monotonic() - t3
             if save_url is not None:
                 out["saved_backtest_id"] = _copy_backtest(conn, int(out["backtest_id"]), save_url)
+                if out.get("policy") is not None:
+                    out["policy"]["version"] = _save_policy_at(save_url, out)
+                    out["policy"]["stored_in"] = "the configured database"
+            elif out.get("policy") is not None:
+                out["policy"]["stored_in"] = "the temporary database only (not kept: use --save)"
     truth = [t for t in history.truth if t.event == "failure"]
     out["simulation"] = {
         "machines": machines,
@@ -273,6 +330,26 @@ def simulate_backtest(
     timings["total_s"] = time.monotonic() - t0
     out["timings"] = {k: round(v, 1) for k, v in timings.items()}
     return out
+
+
+def _save_policy_at(url: str, out: dict[str, Any]) -> int:
+    """Store the proposed policy in the database at ``url``; returns its version there."""
+    from forewarn.storage.db import connect
+    from forewarn.storage.migrate import migrate
+    from forewarn.storage.policies import save_policy
+
+    pol = {k: v for k, v in out["policy"].items() if k not in ("version", "stored_in")}
+    with connect(url) as target:
+        migrate(target)
+        with target.transaction():
+            return save_policy(
+                target,
+                pol,
+                source="backtest",
+                figures=policy_figures(out),
+                backtest_id=out.get("saved_backtest_id"),
+                note="proposed by forewarn backtest --simulate",
+            )
 
 
 def _copy_backtest(conn: Connection, backtest_id: int, url: str) -> int:

@@ -12,6 +12,7 @@ from forewarn.factory import load_factory
 from forewarn.storage import alerts as alert_store
 from forewarn.storage import roi as roi_store
 from forewarn.storage.assets import upsert_registry
+from forewarn.storage.policies import get_policy
 from models.roi import BacktestConfig, reprice
 from models.runners.backtest import load_scores, run_backtest, write_history
 from models.runners.holdout import train_and_score
@@ -79,6 +80,18 @@ def test_backtest_counts_agree_with_the_simulator_record(db_url: str) -> None:
     assert (row["caught"], row["missed"], row["false_alarms"]) == (caught, missed, false)
     assert caught + missed == len(truth_f)
     assert caught + false > 0, "the replay should see alerts at the chosen threshold"
+    # out of sample: tuned on earlier pieces only, scored on later ones; a proposal only when it
+    # beats both baselines there, stored as a policy version with those figures
+    oos = out["out_of_sample"]
+    assert 0 < oos["failures"] < len(truth_f) + 1
+    for fold in out["folds"]:
+        assert fold["tuned_on"][1] <= fold["scored_on"][0]
+    beats = oos["savings_vs_run_to_failure"] > 0 and oos["savings_vs_fixed_interval"] > 0
+    assert (out["policy"] is not None) == beats
+    if beats:
+        with psycopg.connect(db_url) as conn:
+            pol = get_policy(conn, out["policy"]["version"])
+        assert pol is not None and pol["figures"]["out_of_sample"] == oos
     # stored for the alert engine and the API/dashboard
     assert stored is not None and stored["threshold"] == out["threshold"]
     assert stored["result"]["policies"]["predictive"]["failures"] == len(truth_f)
