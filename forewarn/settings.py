@@ -226,6 +226,18 @@ class NotifySettings(BaseModel):
     dashboard_url: str | None = Field(default=None, description="link target in messages")
 
 
+class WebhookSettings(BaseModel):
+    """Outbound HTTP to URLs users register (webhooks): see forewarn/egress.py."""
+
+    allow_http: bool = Field(default=False, description="accept http:// destinations (else https)")
+    allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="host names, addresses or CIDR networks allowed although internal"
+        ' (JSON list, e.g. ["127.0.0.1"])',
+    )
+    timeout_s: float = Field(default=5.0, gt=0, le=60, description="per delivery attempt")
+
+
 class Settings(BaseSettings):
     """Effective configuration; build it with :func:`load_settings`."""
 
@@ -255,6 +267,7 @@ class Settings(BaseSettings):
     opcua: OpcuaSettings = OpcuaSettings()
     models: ModelSettings = ModelSettings()
     notify: NotifySettings = NotifySettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
 
 def _env_name(loc: tuple[Any, ...]) -> str:

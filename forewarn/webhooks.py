@@ -25,6 +25,8 @@ from tenacity import (
     wait_exponential,
 )
 
+from forewarn import egress
+from forewarn.egress import DestinationRefused, EgressPolicy, redact
 from forewarn.storage import webhooks as store
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Forewarn-Signature"
 TIMESTAMP_HEADER = "X-Forewarn-Timestamp"
 DEFAULT_TOLERANCE_S = 300.0
+STRICT = EgressPolicy()  # https to public addresses only
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -104,7 +107,7 @@ def send_with_retries(
     return True, n
 
 
-def _post(client: httpx.Client, delivery: dict[str, Any], body: bytes) -> int:
+def _post(client: httpx.Client, delivery: dict[str, Any], body: bytes, policy: EgressPolicy) -> int:
     ts = int(time.time())
     headers = {
         "Content-Type": "application/json",
@@ -114,12 +117,15 @@ def _post(client: httpx.Client, delivery: dict[str, Any], body: bytes) -> int:
         SIGNATURE_HEADER: sign(delivery["secret"], ts, body),
     }
     try:
-        resp = client.post(delivery["url"], content=body, headers=headers)
+        code = egress.post(client, delivery["url"], policy, content=body, headers=headers)
+    except DestinationRefused as exc:
+        raise DeliveryFailed(f"refused: {exc.detail}"[:500]) from exc
     except httpx.HTTPError as exc:
-        raise DeliveryFailed(f"{type(exc).__name__}: {exc}"[:500]) from exc
-    if not 200 <= resp.status_code < 300:
-        raise DeliveryFailed(f"HTTP {resp.status_code}", resp.status_code)
-    return resp.status_code
+        # the error names the URL, which may carry a token: keep only its redacted form
+        raise DeliveryFailed(f"{type(exc).__name__} ({redact(delivery['url'])})") from exc
+    if not 200 <= code < 300:  # a redirect too: it is never followed
+        raise DeliveryFailed(f"HTTP {code}", code)
+    return code
 
 
 def deliver_pending(
@@ -130,8 +136,11 @@ def deliver_pending(
     backoff_s: float = 0.5,
     backoff_max_s: float = 8.0,
     limit: int = 100,
+    policy: EgressPolicy = STRICT,
 ) -> tuple[int, int]:
     """Send pending deliveries, each retried with exponential backoff; returns (delivered, failed).
+
+    Destinations are checked against ``policy`` at every attempt (forewarn/egress.py).
 
     Every attempt is logged in webhook_attempts. Each delivery is sent under a row lock (skip locked)
     and committed on its own, so concurrent senders never send the same delivery and a crash
@@ -152,7 +161,7 @@ def deliver_pending(
             if not store.lock_pending(conn, d["id"]):
                 continue  # another sender took it since the listing
             ok, n = send_with_retries(
-                lambda d=d, body=body: _post(client, d, body),  # type: ignore[misc]
+                lambda d=d, body=body: _post(client, d, body, policy),  # type: ignore[misc]
                 record,
                 done_before=d["attempts"],
                 attempts=attempts,
@@ -161,7 +170,10 @@ def deliver_pending(
             )
             if not ok:
                 log.warning(
-                    "webhook delivery %s to %s failed after %d attempts", d["id"], d["url"], n
+                    "webhook delivery %s to %s failed after %d attempts",
+                    d["id"],
+                    redact(d["url"]),
+                    n,
                 )
             store.finish_delivery(conn, d["id"], delivered=ok, attempts=n)
         delivered += ok

@@ -103,6 +103,7 @@ def alerts_run(
     import httpx
 
     from forewarn.cli import _settings
+    from forewarn.egress import EgressPolicy
     from forewarn.notify.delivery import notify_tick
     from forewarn.storage.db import connect, prepared_database
     from forewarn.webhooks import deliver_pending
@@ -114,7 +115,9 @@ def alerts_run(
             with connect(url, autocommit=True) as conn:
                 now = now_on(conn, settings.clock)
                 raised = run_alerting_once(conn, settings, now)
-                delivered, failed = deliver_pending(conn, client)
+                delivered, failed = deliver_pending(
+                    conn, client, policy=EgressPolicy.from_settings(settings.webhooks)
+                )
                 notified = notify_tick(conn, settings.notify, client, now=now)
             out = {"raised": raised, "webhooks_delivered": delivered, "webhooks_failed": failed}
             typer.echo(json.dumps(out | {f"notifications_{k}": v for k, v in notified.items()}))

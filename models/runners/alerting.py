@@ -272,6 +272,7 @@ def run_alerting_loop(
 
     A database outage is logged and retried with backoff; it never ends the loop.
     """
+    from forewarn.egress import EgressPolicy
     from forewarn.notify.delivery import notify_tick
     from forewarn.periodic import run_periodic
     from forewarn.webhooks import deliver_pending
@@ -280,7 +281,9 @@ def run_alerting_loop(
         now = now_on(conn, settings.clock)
         raised = run_alerting_once(conn, settings, now)
         if webhook_client is not None:
-            deliver_pending(conn, webhook_client)
+            deliver_pending(
+                conn, webhook_client, policy=EgressPolicy.from_settings(settings.webhooks)
+            )
             # reminders, escalations and digests on the plant clock, then e-mail/Teams/Slack
             notify_tick(conn, settings.notify, webhook_client, now=now)
         return raised

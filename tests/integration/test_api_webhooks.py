@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
+from forewarn.egress import EgressPolicy
 from forewarn.storage import alerts as store
 from forewarn.webhooks import (
     SIGNATURE_HEADER,
@@ -20,7 +21,16 @@ from forewarn.webhooks import (
     verify_signature,
 )
 from tests.factories import T0
-from tests.fixtures.app import ApiEnv
+from tests.fixtures.app import ApiEnv, build_env
+
+# the receiver listens on loopback over http: both need the explicit allow-list
+LOOPBACK = {"allow_http": True, "allow_hosts": ["127.0.0.1"]}
+POLICY = EgressPolicy(allow_http=True, allow=("127.0.0.1",))
+
+
+@pytest.fixture
+def api_env(db_url: str) -> Iterator[ApiEnv]:
+    yield from build_env(db_url, webhooks=LOOPBACK)
 
 
 class Receiver:
@@ -77,7 +87,7 @@ def test_signed_delivery_retried_until_accepted(
     with env.conn() as conn, httpx.Client(timeout=5) as client:
         # acknowledging enqueues alert.acknowledged, which this subscription does not want
         store.transition(conn, aid, "acknowledged", actor="x", reason="", now=T0)
-        assert deliver_pending(conn, client, attempts=4, backoff_s=0.01) == (1, 0)
+        assert deliver_pending(conn, client, attempts=4, backoff_s=0.01, policy=POLICY) == (1, 0)
     assert len(rec.requests) == 3  # two 500s, then accepted
     headers, body = rec.requests[-1]
     assert json.loads(body)["event"] == "alert.raised" and json.loads(body)["alert"]["id"] == aid
@@ -111,8 +121,11 @@ def test_delivery_gives_up_after_bounded_attempts(
     hook = env.client.post("/v1/webhooks", json={"url": url}, headers=env.h("admin")).json()
     _raise_alert(env)
     with env.conn() as conn, httpx.Client(timeout=5) as client:
-        assert deliver_pending(conn, client, attempts=3, backoff_s=0.01) == (0, 1)
-        assert deliver_pending(conn, client, attempts=3, backoff_s=0.01) == (0, 0)  # not resent
+        assert deliver_pending(conn, client, attempts=3, backoff_s=0.01, policy=POLICY) == (0, 1)
+        assert deliver_pending(conn, client, attempts=3, backoff_s=0.01, policy=POLICY) == (
+            0,
+            0,
+        )  # not resent
         n = conn.execute("select count(*) from webhook_attempts").fetchone()
     assert n == (3,) and len(rec.requests) == 3
     log = env.client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=env.h("admin")).json()
