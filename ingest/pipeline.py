@@ -310,6 +310,7 @@ class Pipeline:
         event_raw: list[tuple[str, bytes]],
     ) -> None:
         batch.births.extend(out.births)
+        batch.registrations.extend(out.registrations)
         if out.dead is not None:
             batch.dead.append((topic, payload, *out.dead))
         for msg in out.messages:
@@ -363,6 +364,9 @@ class Pipeline:
                 time.sleep(delay)
         self.metrics.db_ok.set(1)
         self._registered.update(batch.unknown)
+        if batch.registrations and conn is not None:  # validate their next data as registered
+            self._specs = load_specs(conn, self._limits.auto_register)
+            self._specs_at = time.monotonic()
         self._ack_all(items)
         self._record(items, batch, written, commit_s)
         return conn

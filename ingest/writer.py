@@ -14,10 +14,16 @@ from dataclasses import dataclass, field
 import orjson
 import psycopg
 
+from forewarn.clock import wall_now
 from forewarn.contract import Event, Reason, Telemetry
 from forewarn.storage.assets import register_unknown_machine
 from forewarn.storage.readings import insert_dead_letters, insert_events
-from forewarn.storage.sparkplug import SparkplugMetricRow, upsert_sparkplug_metrics
+from forewarn.storage.sparkplug import (
+    SparkplugMetricRow,
+    register_sparkplug_device,
+    upsert_sparkplug_metrics,
+)
+from ingest.sparkplug.host import DeviceRegistration
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,7 @@ class Batch:
     dead: list[tuple[str, bytes, str, str]] = field(default_factory=list)
     unknown: dict[str, str] = field(default_factory=dict)  # machine -> site, to auto-register
     births: list[SparkplugMetricRow] = field(default_factory=list)  # Sparkplug metric catalogue
+    registrations: list[DeviceRegistration] = field(default_factory=list)  # Sparkplug devices
 
     def __len__(self) -> int:
         return len(self.readings) + len(self.events) + len(self.dead)
@@ -79,9 +86,18 @@ def insert_readings_fast(conn: psycopg.Connection, rows: Sequence[Telemetry]) ->
         return cur.rowcount
 
 
+def _register_devices(conn: psycopg.Connection, regs: Sequence[DeviceRegistration]) -> None:
+    now = wall_now()
+    for reg in regs:
+        register_sparkplug_device(
+            conn, reg.machine, site_id=reg.site, type_id=reg.type_id, sensors=reg.sensors, now=now
+        )
+
+
 def write_batch(conn: psycopg.Connection, batch: Batch) -> Written:
     """Write ``batch`` in one transaction on an autocommit connection and commit it."""
     with conn.transaction():
+        _register_devices(conn, batch.registrations)  # before the fallback below
         for machine, site in batch.unknown.items():
             register_unknown_machine(conn, machine, site)
         upsert_sparkplug_metrics(conn, batch.births)
@@ -97,6 +113,9 @@ def isolate_poison(conn: psycopg.Connection, batch: Batch) -> Written:
     Only for errors caused by data (psycopg.DataError): a transient error never gets here.
     """
     r = e = d = 0
+    if batch.registrations:
+        with conn.transaction():
+            _register_devices(conn, batch.registrations)
     for machine, site in batch.unknown.items():
         with conn.transaction():
             register_unknown_machine(conn, machine, site)

@@ -9,6 +9,12 @@ from typing import Any, NamedTuple
 from psycopg import Connection
 from psycopg.rows import dict_row
 
+from forewarn.assets import Costs, MachineType, SensorSpec
+from forewarn.storage.assets import ensure_machine, ensure_sensor, get_machine_type, upsert_type
+
+ACTOR = "sparkplug"  # who the asset history says registered a device
+NO_COSTS = Costs(0.0, 0.0, 0.0, 0.0, 8.0, 2.0)
+
 
 class SparkplugMetricRow(NamedTuple):
     group_id: str
@@ -52,3 +58,25 @@ def sparkplug_metrics(conn: Connection, machine_id: str | None = None) -> list[d
             {"m": machine_id},
         )
         return cur.fetchall()
+
+
+def register_sparkplug_device(
+    conn: Connection,
+    machine_id: str,
+    *,
+    site_id: str,
+    type_id: str,
+    sensors: Sequence[SensorSpec],
+    now: datetime,
+) -> bool:
+    """Register a device first seen in a birth: its own machine type with the birth's sensors
+    (units from ``engUnit``, bounds from ``engLow``/``engHigh``), then the machine. A machine that
+    already exists keeps its type; a known type only gains the sensors it lacks. True if created.
+    """
+    if get_machine_type(conn, type_id) is None:
+        t = MachineType(type_id, f"Sparkplug device {machine_id}", tuple(sensors), (), NO_COSTS)
+        upsert_type(conn, t, None, actor=ACTOR, now=now)
+    else:
+        for sensor in sensors:
+            ensure_sensor(conn, type_id, sensor, actor=ACTOR, now=now)
+    return ensure_machine(conn, machine_id, site_id=site_id, type_id=type_id, actor=ACTOR, now=now)

@@ -22,6 +22,8 @@ DEVICE_KINDS = ("DBIRTH", "DDATA", "DDEATH", "DCMD")
 BD_SEQ = "bdSeq"
 REBIRTH = "Node Control/Rebirth"
 UNIT_PROPERTIES = ("engUnit", "engUnits", "EngUnit", "unit", "units")
+LOW_PROPERTIES = ("engLow", "EngLow")  # Ignition's engineering range of a tag
+HIGH_PROPERTIES = ("engHigh", "EngHigh")
 
 # Reason codes of Sparkplug dead letters, beside the JSON contract's (README, "Sparkplug B").
 NOT_PROTOBUF = "not_protobuf"
@@ -60,6 +62,8 @@ class SpbMetric:
     datatype: int  # pb.DataType; 0 (Unknown) when a data message left it out
     value: float | str | None  # numbers (booleans as 0/1) as float, text as str, else None
     unit: str | None = None
+    low: float | None = None  # engineering range, when the birth declares one
+    high: float | None = None
 
     @property
     def datatype_name(self) -> str:
@@ -111,14 +115,25 @@ def _value(m: Any, datatype: int) -> float | str | None:
     return None  # bytes, datasets, templates, extensions: not sensor values
 
 
-def _unit(m: Any) -> str | None:
+def _properties(m: Any) -> dict[str, str | float]:
+    """A metric's text and number properties (``engUnit``, ``engLow``, ``engHigh``, ...)."""
     if not m.HasField("properties"):
-        return None
+        return {}
+    out: dict[str, str | float] = {}
     props = m.properties
     for key, val in zip(props.keys, props.values, strict=False):
-        if key in UNIT_PROPERTIES and val.WhichOneof("value") == "string_value":
-            return str(val.string_value)
-    return None
+        field = val.WhichOneof("value")
+        if field == "string_value":
+            out[key] = str(val.string_value)
+        elif field in ("int_value", "long_value", "float_value", "double_value"):
+            raw = getattr(val, field)
+            bits = _SIGNED_BITS.get(val.type)
+            out[key] = float(_signed(raw, bits) if bits and field.endswith("int_value") else raw)
+    return out
+
+
+def _first(props: dict[str, str | float], keys: tuple[str, ...], kind: type) -> Any:
+    return next((props[k] for k in keys if isinstance(props.get(k), kind)), None)
 
 
 def decode_payload(raw: bytes) -> SpbPayload:
@@ -128,21 +143,25 @@ def decode_payload(raw: bytes) -> SpbPayload:
         msg.ParseFromString(raw)
     except (DecodeError, RuntimeWarning, ValueError) as exc:
         raise ContractError(NOT_PROTOBUF, f"not a Sparkplug B payload: {exc}"[:200]) from None
-    metrics = tuple(
-        SpbMetric(
-            name=m.name if m.HasField("name") else None,
-            alias=m.alias if m.HasField("alias") else None,
-            timestamp_ms=m.timestamp if m.HasField("timestamp") else None,
-            datatype=m.datatype,
-            value=_value(m, m.datatype),
-            unit=_unit(m),
+    metrics = []
+    for m in msg.metrics:
+        props = _properties(m)
+        metrics.append(
+            SpbMetric(
+                name=m.name if m.HasField("name") else None,
+                alias=m.alias if m.HasField("alias") else None,
+                timestamp_ms=m.timestamp if m.HasField("timestamp") else None,
+                datatype=m.datatype,
+                value=_value(m, m.datatype),
+                unit=_first(props, UNIT_PROPERTIES, str),
+                low=_first(props, LOW_PROPERTIES, float),
+                high=_first(props, HIGH_PROPERTIES, float),
+            )
         )
-        for m in msg.metrics
-    )
     return SpbPayload(
         timestamp_ms=msg.timestamp if msg.HasField("timestamp") else None,
         seq=msg.seq if msg.HasField("seq") else None,
-        metrics=metrics,
+        metrics=tuple(metrics),
     )
 
 

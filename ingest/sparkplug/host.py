@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from forewarn.assets import MachineSpec
+from forewarn.assets import MachineSpec, SensorSpec
 from forewarn.contract import Event, Limits, Message, Telemetry, encode, topic_for, validate
 from forewarn.errors import ContractError
 from forewarn.storage.sparkplug import SparkplugMetricRow
@@ -36,12 +36,24 @@ from ingest.sparkplug.codec import (
 
 SEQ_MODULO = 256
 CONTROL_PREFIXES = ("Node Control/", "Device Control/", "Properties/", "Node Info/")
+OPEN_BOUND = 1e300  # a sensor registered from a birth without an engineering range is unbounded
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRegistration:
+    """A device first seen in a birth, to register (FOREWARN_SPARKPLUG__AUTO_REGISTER)."""
+
+    machine: str
+    site: str
+    type_id: str
+    sensors: tuple[SensorSpec, ...]
 
 
 @dataclass(slots=True)
 class Outcome:
     messages: list[Message] = field(default_factory=list)
     births: list[SparkplugMetricRow] = field(default_factory=list)
+    registrations: list[DeviceRegistration] = field(default_factory=list)
     dead: tuple[str, str] | None = None  # (reason, detail)
     rebirth: SpbTopic | None = None  # ask this node for a rebirth
 
@@ -181,6 +193,7 @@ class SparkplugHost:
         spec = specs.get(machine)
         born = _from_ms(p.timestamp_ms) if p.timestamp_ms is not None else now
         values: dict[str, float | None] = {}
+        sensors: dict[str, SensorSpec] = {}
         for m in p.metrics:
             if m.name is None:
                 continue
@@ -190,6 +203,9 @@ class SparkplugHost:
             sensor = self.sensor_of(m.name, spec) if is_numeric(m.datatype) else None
             if sensor is not None:
                 values[sensor] = m.value if isinstance(m.value, float) else None
+                low = m.low if m.low is not None else -OPEN_BOUND
+                high = m.high if m.high is not None else OPEN_BOUND
+                sensors[sensor] = SensorSpec(sensor, m.unit or "", low, high)
             out.births.append(
                 SparkplugMetricRow(
                     t.group,
@@ -208,6 +224,17 @@ class SparkplugHost:
             return  # a node or device without sensor metrics is not a machine
         if not device:
             node.node_machine = True
+        if (spec is None or not spec.bounds) and self._limits.auto_register:
+            site = spec.site_id if spec is not None else t.group
+            reg = DeviceRegistration(machine, site, f"sparkplug:{machine}", tuple(sensors.values()))
+            out.registrations.append(reg)
+            # validate this birth as the registered machine will be (its sensors, their bounds)
+            specs = {
+                **specs,
+                machine: MachineSpec(
+                    site, reg.type_id, {s.name: (s.min, s.max) for s in reg.sensors}
+                ),
+            }
         # a birth is a snapshot at its own timestamp (the metrics' may be their last change)
         stamped = {_ms(born): values}
         self._readings(t, machine, stamped, p, specs, now, out)

@@ -249,3 +249,33 @@ def test_sparkplug_edge_node_births_data_rebirth_and_death(
         db_url, "select machine_id, seq, count(*) from readings group by 1, 2 having count(*) > 1"
     )
     assert keys == []
+
+
+def test_sparkplug_auto_register_makes_born_devices_machines(
+    db_url: str, mqtt_url: str, topic_root: str, edge_python: Path
+) -> None:
+    group, edge = f"fwtest-{uuid.uuid4().hex[:8]}", "edge2"
+    devices = [f"dev-{uuid.uuid4().hex[:6]}"]
+    settings = load_settings(
+        mqtt={"topic_root": topic_root, "keepalive_s": 10},
+        ingest={"metrics_port": 0, "flush_interval_s": 0.05},
+        sparkplug={"groups": [group], "auto_register": True, "machine_id": "{edge}-{device}"},
+    )
+    machine = f"{edge}-{devices[0]}"
+    with (
+        running(settings, db_url, mqtt_url),
+        edge_node(edge_python, mqtt_url, group, edge, devices) as node,
+    ):
+        node.expect("born")
+        wait_until(lambda: readings_of(db_url, machine) != [], what="the birth stored")
+        ((site, type_id, sensors),) = q(
+            db_url,
+            "select m.site_id, m.type_id, t.sensors from machines m"
+            " join machine_types t on t.id = m.type_id where m.id = %s",
+            machine,
+        )
+        assert (site, type_id) == (group, f"sparkplug:{machine}")
+        assert sorted(s["name"] for s in sensors) == ["bearing_temp", "text", "vibration_rms"]
+        node.send(cmd="data", device=devices[0], values={"Sensors/bearing_temp": 55.5})
+        wait_until(lambda: {"bearing_temp": 55.5} in readings_of(db_url, machine), what="data")
+    assert q(db_url, "select count(*) from dead_letters") == [(0,)]
