@@ -21,6 +21,9 @@ from typing import Any
 import psycopg
 import pytest
 from asyncua import Server, ua
+from asyncua.crypto.cert_gen import setup_self_signed_certificate
+from asyncua.server.user_managers import User, UserManager, UserRole
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from connectors.mapping import load_map
 from connectors.opcua import OpcuaConnector
@@ -31,13 +34,36 @@ from tests.integration.ingest_support import running, seed, wait_until
 pytestmark = [pytest.mark.opcua, pytest.mark.timeout(180)]
 
 SENSORS = {"BearingTemp": "bearing_temp", "Flow": "flow"}
+SERVER_URI = "urn:forewarn:test:server"
+CLIENT_URI = "urn:example.org:FreeOpcUa:opcua-asyncio"  # asyncua client application URI
+
+
+class OperatorOnly(UserManager):
+    """The secure server's users: one operator with a password, nobody else."""
+
+    def get_user(
+        self, iserver: Any, username: str | None = None, password: str | None = None,
+        certificate: Any = None,
+    ) -> User | None:  # fmt: skip
+        if (username, password) == ("operator", "op-secret"):
+            return User(role=UserRole.User, name=username)
+        return None
+
+
+def _certificate(folder: Path, name: str, uri: str, use: Any) -> tuple[Path, Path]:
+    cert, key = folder / f"{name}.der", folder / f"{name}.pem"
+    asyncio.run(
+        setup_self_signed_certificate(key, cert, uri, "127.0.0.1", [use], {"commonName": name})
+    )
+    return cert, key
 
 
 class OpcServer:
     """An asyncua server in its own thread and event loop, with two pumps of two variables."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, secure: tuple[Path, Path] | None = None) -> None:
         self.port = port
+        self.secure = secure  # (certificate, key): Basic256Sha256 SignAndEncrypt + users only
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -52,9 +78,15 @@ class OpcServer:
         return self
 
     async def _start(self) -> None:
-        server = Server()
+        server = Server(user_manager=OperatorOnly() if self.secure else None)
         await server.init()
         server.set_endpoint(f"opc.tcp://127.0.0.1:{self.port}/forewarn/")
+        if self.secure:
+            await server.set_application_uri(SERVER_URI)
+            server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+            server.set_security_IDs(["Username"])
+            await server.load_certificate(str(self.secure[0]))
+            await server.load_private_key(str(self.secure[1]))
         idx = await server.register_namespace("urn:forewarn:test")
         for pump in ("Pump0", "Pump1"):
             obj = await server.nodes.objects.add_object(f"ns={idx};s={pump}", f"{idx}:{pump}")
@@ -258,3 +290,61 @@ flow = "ns=2;s=Pump1.Flow"
     for machine, sensor, value in written[-4:]:  # sent after the restart: numbered above the rest
         (seq,) = [q for m, s, v, q in stored if (m, s, v) == (machine, sensor, value)]
         assert seq > seq_before[machine]
+
+
+def test_opcua_connector_encrypted_session_with_user_and_password(
+    db_url: str, mqtt_url: str, topic_root: str, tmp_path: Path
+) -> None:
+    m0, _ = seed(db_url, machines=2)
+    server_cert = _certificate(tmp_path, "server", SERVER_URI, ExtendedKeyUsageOID.SERVER_AUTH)
+    client_cert, client_key = _certificate(
+        tmp_path, "client", CLIENT_URI, ExtendedKeyUsageOID.CLIENT_AUTH
+    )
+    port = free_port()
+    map_file = tmp_path / "map.toml"
+    map_file.write_text(
+        f'site = "s1"\nsampling_interval_ms = 50\n[[machines]]\nid = "{m0}"\n'
+        'sensors = { flow = "ns=2;s=Pump0.Flow" }\n'
+    )
+    endpoint = f"opc.tcp://127.0.0.1:{port}/forewarn/"
+    secure = {
+        "security_policy": "Basic256Sha256",
+        "security_mode": "SignAndEncrypt",
+        "certificate": client_cert,
+        "private_key": client_key,
+        "server_certificate": server_cert[0],
+        "username": "operator",
+        "reconnect_max_s": 1.0,
+    }
+    ingest_settings = load_settings(
+        mqtt={"topic_root": topic_root, "keepalive_s": 10},
+        ingest={"metrics_port": 0, "flush_interval_s": 0.05},
+    )
+    server = OpcServer(port, secure=server_cert).start()
+    intruder = good = None
+    try:
+        with running(ingest_settings, db_url, mqtt_url):
+            # a wrong password gets no session: nothing is read, the connector keeps retrying
+            wrong = OpcuaSettings(buffer_dir=tmp_path / "o1", password="guess", **secure)
+            intruder = Connector(wrong, endpoint, map_file, mqtt_url, topic_root)
+            good = Connector(
+                OpcuaSettings(buffer_dir=tmp_path / "o2", password="op-secret", **secure),
+                endpoint,
+                map_file,
+                mqtt_url,
+                topic_root,
+            )
+            good.wait("server_connected", lambda v: v == 1, "encrypted session as operator")
+            server.write("Pump0", "Flow", 321.0)
+            wait_until(
+                lambda: (m0, "flow", 321.0, 0)[:3] in {r[:3] for r in _values(db_url)},
+                what="the value read over the encrypted session",
+            )
+            assert intruder.metric("server_connected") == 0
+            assert intruder.metric("server_reconnects_total") == 0
+            assert intruder.metric("notifications_total") == 0
+    finally:
+        for c in (intruder, good):
+            if c is not None:
+                c.close()
+        server.close()

@@ -55,3 +55,20 @@ def test_bad_value_names_the_variable(
         load_settings()
     assert info.value.variable == var
     assert var in str(info.value)
+
+
+def test_sparkplug_and_opcua_settings_in_config_show(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOREWARN_SPARKPLUG__GROUPS", "plant-a, plant-b")
+    monkeypatch.setenv("FOREWARN_OPCUA__ENDPOINT", "opc.tcp://plc:4840")
+    monkeypatch.setenv("FOREWARN_OPCUA__PASSWORD", "opc-s3cret")
+    shown = masked(load_settings())
+    assert shown["sparkplug"]["groups"] == ["plant-a", "plant-b"]
+    assert shown["opcua"]["endpoint"] == "opc.tcp://plc:4840"
+    assert "opc-s3cret" not in str(shown)
+    monkeypatch.setenv("FOREWARN_SPARKPLUG__MACHINE_ID", "{plant}")
+    with pytest.raises(ConfigError, match="FOREWARN_SPARKPLUG__MACHINE_ID"):
+        load_settings()
+    monkeypatch.delenv("FOREWARN_SPARKPLUG__MACHINE_ID")
+    monkeypatch.setenv("FOREWARN_OPCUA__ENDPOINT", "http://plc")
+    with pytest.raises(ConfigError, match="FOREWARN_OPCUA__ENDPOINT"):
+        load_settings()
