@@ -127,6 +127,10 @@ class SparkplugSettings(BaseModel):
     rebirth_interval_s: float = Field(
         default=5.0, ge=0, description="at most one rebirth request per edge node this often"
     )
+    host_id: str | None = Field(
+        default=None,
+        description="host application id: ingest announces spBv1.0/STATE/<host_id> (retained)",
+    )
 
     _split = field_validator("groups", mode="before")(_name_list)
 

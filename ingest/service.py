@@ -265,6 +265,8 @@ def run_ingest(
     def _on_connection(up: bool) -> None:
         pipeline.new_connection()
         pipeline.metrics.connected.set(1 if up else 0)
+        if up and state_topic is not None:  # after subscribing, as Sparkplug 3.0 asks
+            client_ref[0].publish(state_topic, spb.state_payload(True, born_ms), qos=1, retain=True)
 
     client = make_client(
         client_id or mq.client_id,
@@ -278,6 +280,11 @@ def run_ingest(
         v5=v5,
     )
     client_ref.append(client)
+    state_topic, born_ms = None, int(time.time() * 1000)
+    if spb_host is not None and spb_settings.host_id:
+        # Sparkplug primary host: edge nodes configured with this id publish only while it is online
+        state_topic = spb.state_topic(spb_settings.host_id)
+        client.will_set(state_topic, spb.state_payload(False, born_ms), qos=1, retain=True)
     server = None
     if ing.metrics_port:
         try:
@@ -310,6 +317,8 @@ def run_ingest(
         if hold is not None:
             hold.set()  # a held network thread must not block the shutdown
         drained = pipeline.drain()
+        if state_topic is not None:  # a clean disconnect sends no will: say offline ourselves
+            client.publish(state_topic, spb.state_payload(False, born_ms), qos=1, retain=True)
         # acks are queued before DISCONNECT in paho's outgoing queue, so they reach the broker
         client.disconnect()
         client.loop_stop()

@@ -8,6 +8,7 @@ and ``spBv1.0/STATE/{host}``. :func:`decode_payload` turns the protobuf into pla
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,6 +183,17 @@ def rebirth_request(now_ms: int) -> bytes:
 
 def ncmd_topic(group: str, edge: str) -> str:
     return f"{NAMESPACE}/{group}/NCMD/{edge}"
+
+
+def state_topic(host_id: str) -> str:
+    """Where a host application announces whether it is online (retained)."""
+    return f"{NAMESPACE}/STATE/{host_id}"
+
+
+def state_payload(online: bool, timestamp_ms: int) -> bytes:
+    """The STATE message of Sparkplug 3.0: JSON ``{"online": bool, "timestamp": ms}``; the will
+    and the online message carry the same timestamp."""
+    return json.dumps({"online": online, "timestamp": timestamp_ms}).encode()
 
 
 def subscriptions(groups: list[str]) -> list[str]:

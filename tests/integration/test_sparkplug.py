@@ -113,16 +113,18 @@ def edge_node(
 
 
 class Recorder:
-    """Records the raw Sparkplug messages of a group as the broker delivers them."""
+    """Records the raw messages of a topic filter as the broker delivers them."""
 
-    def __init__(self, mqtt_url: str, group: str) -> None:
+    def __init__(self, mqtt_url: str, topic_filter: str) -> None:
         parts = urlsplit(mqtt_url)
         self.messages: list[tuple[str, bytes]] = []
         self.subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"rec-{group}")
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"rec-{uuid.uuid4().hex[:8]}"
+        )
         self.client.on_message = lambda _c, _u, m: self.messages.append((m.topic, m.payload))
         self.client.on_subscribe = lambda *_a: self.subscribed.set()
-        self.client.on_connect = lambda c, *_a: c.subscribe(f"spBv1.0/{group}/#", qos=1)
+        self.client.on_connect = lambda c, *_a: c.subscribe(topic_filter, qos=1)
         self.client.connect(parts.hostname or "127.0.0.1", parts.port or 1883, 30)
         self.client.loop_start()
         assert self.subscribed.wait(10), "recorder: no SUBACK"
@@ -152,7 +154,7 @@ def test_sparkplug_edge_node_births_data_rebirth_and_death(
         ingest={"metrics_port": 0, "flush_interval_s": 0.05},
         sparkplug={"groups": [group], "rebirth_interval_s": 0},
     )
-    recorder = Recorder(mqtt_url, group)
+    recorder = Recorder(mqtt_url, f"spBv1.0/{group}/#")
     with (
         running(settings, db_url, mqtt_url),
         edge_node(edge_python, mqtt_url, group, edge, machines) as node,
@@ -259,9 +261,15 @@ def test_sparkplug_auto_register_makes_born_devices_machines(
     settings = load_settings(
         mqtt={"topic_root": topic_root, "keepalive_s": 10},
         ingest={"metrics_port": 0, "flush_interval_s": 0.05},
-        sparkplug={"groups": [group], "auto_register": True, "machine_id": "{edge}-{device}"},
+        sparkplug={
+            "groups": [group],
+            "auto_register": True,
+            "machine_id": "{edge}-{device}",
+            "host_id": f"forewarn-{group}",
+        },
     )
     machine = f"{edge}-{devices[0]}"
+    state = Recorder(mqtt_url, f"spBv1.0/STATE/forewarn-{group}")
     with (
         running(settings, db_url, mqtt_url),
         edge_node(edge_python, mqtt_url, group, edge, devices) as node,
@@ -278,4 +286,12 @@ def test_sparkplug_auto_register_makes_born_devices_machines(
         assert sorted(s["name"] for s in sensors) == ["bearing_temp", "text", "vibration_rms"]
         node.send(cmd="data", device=devices[0], values={"Sensors/bearing_temp": 55.5})
         wait_until(lambda: {"bearing_temp": 55.5} in readings_of(db_url, machine), what="data")
+        # the primary host's STATE: online (retained) while ingest runs
+        assert json.loads(state.messages[0][1])["online"] is True
     assert q(db_url, "select count(*) from dead_letters") == [(0,)]
+    wait_until(lambda: len(state.messages) == 2, what="STATE offline on shutdown")
+    online, offline = (json.loads(p) for _, p in state.messages)
+    assert offline == {"online": False, "timestamp": online["timestamp"]}
+    clear = state.client.publish(f"spBv1.0/STATE/forewarn-{group}", b"", qos=1, retain=True)
+    clear.wait_for_publish(10)  # no retained message left on the shared broker
+    state.close()
