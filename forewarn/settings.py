@@ -90,6 +90,12 @@ class IngestSettings(BaseModel):
     min_timestamp: datetime = Field(
         default=MIN_TS, description="event times before this are out_of_range_timestamp"
     )
+    reorder_window: int = Field(
+        default=10_000,
+        ge=0,
+        description="a seq this far below the machine's newest is still stored (flagged reordered);"
+        " further below it is stale_seq",
+    )
     stall_after_s: float = Field(
         default=30.0, gt=0, description="/readyz fails when taken messages stay unsettled this long"
     )

@@ -45,6 +45,11 @@ class IngestMetrics:
             ["reason"],
             registry=r,
         )
+        self.reordered = Counter(
+            "forewarn_ingest_reordered",
+            "Readings stored below their machine's newest seq (within the reorder window, flagged)",
+            registry=r,
+        )
         self.db_errors = Counter(
             "forewarn_ingest_db_errors",
             "Failed database writes (batch kept and retried)",

@@ -28,7 +28,7 @@ from ingest.fastpath import fast_telemetry
 from ingest.metrics import IngestMetrics
 from ingest.sparkplug.codec import NAMESPACE, SpbTopic
 from ingest.sparkplug.host import Outcome, SparkplugHost
-from ingest.writer import Batch, Written, isolate_poison, write_batch
+from ingest.writer import REORDER_WINDOW, Batch, Written, isolate_poison, write_batch
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +81,14 @@ class Pipeline:
         on_commit: Callable[[CommitInfo], None] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         stall_after_s: float = STALL_AFTER_S,
+        reorder_window: int = REORDER_WINDOW,
         sparkplug: SparkplugHost | None = None,
         rebirth: Callable[[SpbTopic], None] | None = None,
     ) -> None:
         self._connect = connect
         self._now = now
         self._stall_after_s = stall_after_s
+        self._reorder_window = reorder_window
         self.taken = 0  # messages that entered intake (network thread)
         self.settled = 0  # of those, written and acknowledged (writer thread)
         self._watch = (0, time.monotonic())  # (settled, since when) for stalled()
@@ -338,10 +340,10 @@ class Pipeline:
                 self._maybe_refresh_specs(conn)
                 t0 = time.perf_counter()
                 try:
-                    written = write_batch(conn, batch)
+                    written = write_batch(conn, batch, self._reorder_window)
                 except psycopg.DataError as exc:
                     log.warning("batch refused by the database (%s); isolating the message", exc)
-                    written = isolate_poison(conn, batch)
+                    written = isolate_poison(conn, batch, self._reorder_window)
                 commit_s = time.perf_counter() - t0
                 break
             except (StorageUnavailable, psycopg.OperationalError, psycopg.InterfaceError,
@@ -392,6 +394,10 @@ class Pipeline:
         m.stored.labels("machine_events").inc(written.events)
         for _topic, _payload, reason, _detail in batch.dead:
             m.rejected.labels(reason).inc()
+        for reason in written.rejected:
+            m.rejected.labels(reason).inc()
+        if written.reordered:
+            m.reordered.inc(written.reordered)
         if self._on_commit is not None:
             self._on_commit(CommitInfo(len(items), written, lags, now))
 

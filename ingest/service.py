@@ -258,6 +258,7 @@ def run_ingest(
         queue_max=ing.queue_max,
         on_commit=on_commit,
         stall_after_s=ing.stall_after_s,
+        reorder_window=ing.reorder_window,
         sparkplug=spb_host,
         rebirth=_rebirth,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
@@ -170,3 +171,106 @@ def latest_reading_time(conn: Connection) -> datetime | None:
     """The newest reading's event time (None on an empty plant)."""
     row = conn.execute("select max(ts) from readings").fetchone()
     return None if row is None else row[0]
+
+
+# -- the ingest writer: one reading per (machine, seq) -----------------------------------------
+_SEQ_STAGE = (
+    "create temp table if not exists seq_stage (idx integer, machine_id text, seq bigint,"
+    " ts timestamptz, regime integer, values jsonb, reordered boolean) on commit delete rows"
+)
+# Rows that are not plainly new: at or below the machine's newest seq. Only those are looked up
+# in readings (by (machine, seq): on a hypertable that probes every chunk, so not for every row).
+_SEQ_CLASSIFY = """
+select s.idx, s.seq, m.max_seq, r.ts is not null as present,
+       r.ts is not distinct from s.ts and r.values = s.values
+         and r.regime is not distinct from s.regime as same
+from seq_stage s
+join machine_seq m on m.machine_id = s.machine_id
+left join lateral (
+    select x.ts, x.values, x.regime from readings x
+    where x.machine_id = s.machine_id and x.seq = s.seq
+    order by x.ts = s.ts desc limit 1
+) r on true
+where s.seq <= m.max_seq
+"""
+_SEQ_INSERT = (
+    "insert into readings (machine_id, seq, ts, regime, values, reordered)"
+    " select machine_id, seq, ts, regime, values, reordered from seq_stage on conflict do nothing"
+)
+_SEQ_ADVANCE = (
+    "insert into machine_seq as m (machine_id, max_seq)"
+    " select machine_id, max(seq) from seq_stage group by machine_id"
+    " on conflict (machine_id) do update set max_seq = excluded.max_seq, updated_at = now()"
+    " where excluded.max_seq > m.max_seq"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SeqVerdicts:
+    """What :func:`write_readings` did with each row it was given (by index)."""
+
+    stored: int
+    reordered: int  # stored, below the machine's newest seq, flagged
+    duplicates: int  # exact redeliveries: nothing written
+    rejected: list[tuple[int, str, str]]  # (index, seq_conflict | stale_seq, detail)
+
+
+def write_readings(
+    conn: Connection,
+    rows: Sequence[EncodedReading],
+    *,
+    reorder_window: int,
+    flagged: Sequence[bool] = (),
+) -> SeqVerdicts:
+    """Store readings with (machine, seq) as their identity, inside the caller's transaction.
+
+    Against what is stored: the same (machine, seq) with the same ts, values and regime is an
+    exact redelivery (nothing written); with anything different it is ``seq_conflict``; a seq
+    more than ``reorder_window`` below the machine's newest is ``stale_seq``; a lower one within
+    the window is stored with ``reordered`` set. ``flagged[i]`` marks row i as reordered already
+    (the caller found it out of order within its own batch). The caller gives each (machine, seq)
+    at most once. Machines are locked for the transaction, so concurrent writers agree.
+    """
+    if not rows:
+        return SeqVerdicts(0, 0, 0, [])
+    machines = sorted({r[0] for r in rows})
+    conn.execute(
+        "select pg_advisory_xact_lock(hashtextextended(m, 70)) from unnest(%s::text[]) m",
+        (machines,),
+    )
+    conn.execute(_SEQ_STAGE)
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "copy seq_stage (idx, machine_id, seq, ts, regime, values, reordered) from stdin"
+        ) as copy,
+    ):
+        for i, (machine, seq, ts, regime, values) in enumerate(rows):
+            copy.write_row((i, machine, seq, ts, regime, values, bool(flagged and flagged[i])))
+    drop: list[int] = []
+    late: list[int] = []
+    rejected: list[tuple[int, str, str]] = []
+    for idx, seq, max_seq, present, same in conn.execute(_SEQ_CLASSIFY).fetchall():
+        if present:
+            drop.append(idx)
+            if not same:
+                rejected.append(
+                    (idx, "seq_conflict", f"seq {seq} is stored with another ts or other values")
+                )
+        elif seq < max_seq - reorder_window:
+            drop.append(idx)
+            rejected.append(
+                (idx, "stale_seq", f"seq {seq} is more than {reorder_window} below {max_seq}")
+            )
+        elif seq < max_seq:
+            late.append(idx)
+    if drop:
+        conn.execute("delete from seq_stage where idx = any(%s)", (drop,))
+    if late:
+        conn.execute("update seq_stage set reordered = true where idx = any(%s)", (late,))
+    with conn.cursor() as cur:
+        cur.execute(_SEQ_INSERT)
+        stored = cur.rowcount
+        cur.execute(_SEQ_ADVANCE)
+    marked = set(late).union(i for i, f in enumerate(flagged) if f).difference(drop)
+    return SeqVerdicts(stored, len(marked), len(drop) - len(rejected), rejected)
