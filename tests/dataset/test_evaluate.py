@@ -62,7 +62,8 @@ def test_ai4i_meets_targets() -> None:
 
     m = run_ai4i(AI4I)
     print(m)
-    assert m["folds"] == 15
+    assert m["nested_cv"] is True and m["folds"] == 15
+    assert sum(m["chosen_params"].values()) == 15  # one choice per outer training fold
     assert m["roc_auc"] >= 0.98
     assert m["f1"] >= 0.85
     assert m["precision"] > 0.85 and m["recall"] > 0.75
