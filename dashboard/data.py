@@ -19,9 +19,10 @@ from psycopg_pool import ConnectionPool
 
 from forewarn.actions import STATUS_OF_VERB
 from forewarn.errors import ConfigError
+from forewarn.money import DEFAULT_CURRENCY
 from forewarn.settings import load_settings
 from forewarn.storage import alerts as alert_store
-from forewarn.storage import fleet, keys, machines, model_registry, roi, rollups
+from forewarn.storage import fleet, keys, machines, model_registry, policies, roi, rollups
 from forewarn.storage.db import open_pool
 from forewarn.storage.rollups import BUCKETS, Bucket
 from models.roi import reprice
@@ -149,7 +150,19 @@ def load_downtime(conn: Connection, since: datetime, until: datetime) -> dict[st
         "summary": machines.roi_summary(conn, since=since, until=until),
         "ledger": roi.ledger(conn, since=since, until=until),
         "backtest": roi.latest_backtest(conn),
+        "policy": policies.live_policy(conn),
+        "currency": roi.plant_currency(conn) or factory_currency(),
     }
+
+
+def factory_currency() -> str:
+    """The currency of the factory configuration (``FOREWARN_FACTORY``; default EUR)."""
+    from forewarn.factory import load_factory
+
+    try:
+        return load_factory(load_settings().factory).currency
+    except ConfigError:  # a broken factory file must not take the ROI page down
+        return DEFAULT_CURRENCY
 
 
 def load_models(conn: Connection, since: datetime, until: datetime) -> dict[str, Any]:

@@ -18,6 +18,30 @@ RISK_MEDIUM = 0.3
 COLORS = {"high": "#d62728", "medium": "#ff7f0e", "low": "#2ca02c", "unknown": "#7f7f7f"}
 EVENT_COLORS = {"failure": "#d62728", "maintenance": "#2ca02c", "alert": "#ff7f0e"}
 EVENT_SYMBOLS = {"failure": "x", "maintenance": "triangle-up", "alert": "diamond"}
+# One colour per downtime cause (failure modes of the shipped factory, maintenance kinds), the
+# same on every refresh and every page; a cause not listed gets a colour from its name's hash.
+CAUSE_COLORS = {
+    "tool_wear": "#8c564b",
+    "heat": "#d62728",
+    "power": "#9467bd",
+    "overstrain": "#e377c2",
+    "random": "#7f7f7f",
+    "bearing": "#bcbd22",
+    "degradation": "#17becf",
+    "repair": "#ff7f0e",
+    "preventive": "#2ca02c",
+    "inspection": "#1f77b4",
+}
+_PALETTE = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#31a354", "#756bb1")
+
+
+def cause_color(cause: str) -> str:
+    """The stable colour of a downtime cause."""
+    import zlib
+
+    return CAUSE_COLORS.get(cause) or _PALETTE[zlib.crc32(cause.encode()) % len(_PALETTE)]
+
+
 LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "template": "plotly_white"}
 
 
@@ -313,7 +337,15 @@ def fig_downtime(df: pd.DataFrame, *, top: int = 25) -> go.Figure:
     pivot = pivot.loc[per_machine.index[::-1]]
     fig = go.Figure()
     for cause in sorted(pivot.columns):
-        fig.add_trace(go.Bar(y=pivot.index, x=pivot[cause], name=str(cause), orientation="h"))
+        fig.add_trace(
+            go.Bar(
+                y=pivot.index,
+                x=pivot[cause],
+                name=str(cause),
+                orientation="h",
+                marker_color=cause_color(str(cause)),
+            )
+        )
     fig.update_layout(
         barmode="stack",
         title=title,
@@ -343,24 +375,38 @@ def fig_downtime_daily(df: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def fig_savings(df: pd.DataFrame) -> go.Figure:
-    """Cumulative savings over time, one line per series. Columns: ts, series, savings (per entry)."""
-    title = "Cumulative savings"
+SERIES_COLORS = {"net savings": "#2ca02c", "failure cost avoided": "#1f77b4"}
+
+
+def fig_savings(df: pd.DataFrame, currency: str = "EUR") -> go.Figure:
+    """Cumulative savings from the live ledger, filled to zero, one series per kind of figure.
+
+    Columns: ts, series, savings (per entry).
+    """
+    title = f"Cumulative savings from the live ledger ({currency})"
     if df.empty:
         return _empty(title, "no resolved or dismissed alerts in this window")
     fig = go.Figure()
-    for series, part in df.sort_values("ts").groupby("series"):
+    for series, part in df.sort_values("ts").groupby("series", sort=True):
+        color = SERIES_COLORS.get(str(series), "#7f7f7f")
         fig.add_trace(
             go.Scatter(
                 x=part["ts"],
                 y=part["savings"].cumsum(),
-                mode="lines+markers",
+                mode="lines",
                 name=str(series),
-                line={"shape": "hv"},
+                line={"shape": "hv", "color": color},
+                fill="tozeroy",
+                hovertemplate=f"%{{x}}<br>%{{y:,.0f}} {currency}<extra>%{{fullData.name}}</extra>",
             )
         )
     fig.add_hline(y=0, line_color="#7f7f7f", opacity=0.5)
-    fig.update_layout(title=title, yaxis_title="money", **LAYOUT)
+    fig.update_layout(
+        title=title,
+        yaxis_title=f"cumulative savings ({currency})",
+        xaxis_title="plant time",
+        **LAYOUT,
+    )
     return fig
 
 
@@ -387,9 +433,9 @@ def policy_frame(result: Mapping[str, object] | None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def fig_policy_costs(df: pd.DataFrame) -> go.Figure:
+def fig_policy_costs(df: pd.DataFrame, currency: str = "EUR") -> go.Figure:
     """Total cost per maintenance policy from a backtest. Columns: policy, cost (and downtime_h)."""
-    title = "Backtest: total cost per policy"
+    title = f"Backtest (in sample): total cost per policy ({currency})"
     if df.empty:
         return _empty(title, "no backtest yet")
     colors = {"predictive": "#2ca02c", "run-to-failure": "#d62728", "fixed-interval": "#ff7f0e"}
@@ -398,11 +444,11 @@ def fig_policy_costs(df: pd.DataFrame) -> go.Figure:
             x=df["policy"],
             y=df["cost"],
             marker_color=[colors.get(str(p), "#7f7f7f") for p in df["policy"]],
-            text=[f"{c:,.0f}" for c in df["cost"]],
+            text=[f"{currency} {c:,.0f}" for c in df["cost"]],
             textposition="outside",
         )
     )
-    fig.update_layout(title=title, yaxis_title="cost", height=380, **LAYOUT)
+    fig.update_layout(title=title, yaxis_title=f"cost ({currency})", height=380, **LAYOUT)
     return fig
 
 

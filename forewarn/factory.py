@@ -99,6 +99,7 @@ class Factory:
     bad_rate: float = 0.0
     inspection_hours: float = 1.0
     topic_root: str = "forewarn/v1"
+    currency: str = "EUR"  # of every cost in this file (ISO 4217 code); shown on money figures
 
     def type(self, type_id: str) -> TypeConfig:
         for t in self.types:
@@ -262,6 +263,7 @@ def parse_factory(data: Mapping[str, Any], source: str = "factory") -> Factory:
         bad_rate=_num(plant, "bad_rate", f"{source}: plant", 0.0),
         inspection_hours=_num(plant, "inspection_hours", f"{source}: plant", 1.0),
         topic_root=str(plant.get("topic_root", "forewarn/v1")),
+        currency=str(plant.get("currency", "EUR")).strip().upper() or "EUR",
     )
 
 

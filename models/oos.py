@@ -113,7 +113,9 @@ def _column(s: LifeSummary, threshold: float | None) -> int:
     return int(hit[0]) if len(hit) else len(s.thresholds) - 1
 
 
-def _money(pieces: list[Priced], machines: list[str], weights: np.ndarray) -> dict[str, np.ndarray]:
+def money_by_policy(
+    pieces: list[Priced], machines: list[str], weights: np.ndarray
+) -> dict[str, np.ndarray]:
     """Cost of each policy, renewal-reward scaled per piece and type, under machine weights.
 
     ``weights`` is (draws, machines): how often each machine is in each draw (all ones = as
@@ -138,10 +140,10 @@ def _money(pieces: list[Priced], machines: list[str], weights: np.ndarray) -> di
 
 def _figures(pieces: list[Priced], machines: list[str], draws: int, seed: int) -> dict[str, Any]:
     """Costs and savings as observed, with bootstrap intervals over machines."""
-    point = _money(pieces, machines, np.ones((1, len(machines))))
+    point = money_by_policy(pieces, machines, np.ones((1, len(machines))))
     rng = np.random.default_rng(seed)
     w = rng.multinomial(len(machines), np.full(len(machines), 1 / len(machines)), size=draws)
-    boot = _money(pieces, machines, w.astype(float))
+    boot = money_by_policy(pieces, machines, w.astype(float))
     out: dict[str, Any] = {
         "cost": {p: round(float(v[0]), 2) for p, v in point.items()},
         "failures": sum(p.failures for p in pieces),
@@ -202,7 +204,7 @@ def rolling_origin(
         params = tuned(evaluate(summarize(failures, scores, costs, tune_w, **kw)))
         piece = price(summarize(failures, scores, costs, test_w, **kw), params)
         pieces.append(piece)
-        one = _money([piece], machines, np.ones((1, len(machines))))
+        one = money_by_policy([piece], machines, np.ones((1, len(machines))))
         folds.append(
             {
                 "tuned_on": [tune_w[0].isoformat(), tune_w[1].isoformat()],

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import auth, data, figures
+from forewarn.money import fmt_money
 
 WINDOWS_DAYS = {"7 days": 7.0, "30 days": 30.0, "90 days": 90.0}
 COST_FIELDS = (  # models.roi / forewarn.assets.Costs fields a what-if may change
@@ -21,27 +22,91 @@ COST_FIELDS = (  # models.roi / forewarn.assets.Costs fields a what-if may chang
 POLICY_COLUMNS = ["policy", "cost", "downtime_h", "failures", "caught", "missed", "false_alarms"]
 
 
+CURRENCY = "EUR"  # replaced by the plant's currency once the page has loaded its data
+
+
 def _money(v: Any) -> str:
-    return "–" if v is None else f"{float(v):,.0f}"
+    return fmt_money(None if v is None else float(v), CURRENCY)
+
+
+def _saving(f: dict[str, Any], key: str) -> tuple[str, str]:
+    """(value, help) of one saving with its bootstrap interval."""
+    lo, hi = f.get(f"ci_low_vs_{key}"), f.get(f"ci_high_vs_{key}")
+    pct = f.get(f"savings_pct_vs_{key}")
+    value = _money(f.get(f"savings_vs_{key}")) + ("" if pct is None else f" ({pct:+.0f} %)")
+    ci = "" if lo is None else f"95 % interval over machines: {_money(lo)} … {_money(hi)}"
+    return value, ci
+
+
+def out_of_sample_section(result: dict[str, Any]) -> None:
+    """The honest figures: tuned on earlier windows, scored on later ones, with intervals."""
+    oos, ins = result.get("out_of_sample"), result.get("in_sample")
+    if not oos:
+        st.warning(
+            "This backtest predates out-of-sample scoring: its figures are in sample (tuned and"
+            " scored on the same history). Run `forewarn backtest` again."
+        )
+        return
+    c1, c2 = st.columns(2)
+    for col, key, label in (
+        (c1, "run_to_failure", "run-to-failure"),
+        (c2, "fixed_interval", "fixed-interval"),
+    ):
+        value, ci = _saving(oos, key)
+        col.metric(f"Saved vs {label} (out of sample)", value, help=ci)
+        col.caption(ci)
+    if ins:
+        st.caption(
+            "In sample (tuned and scored on the same lives, optimistic): saved vs run-to-failure "
+            f"{_saving(ins, 'run_to_failure')[0]}, vs fixed-interval "
+            f"{_saving(ins, 'fixed_interval')[0]}. " + str(result.get("method", ""))
+        )
+
+
+def policy_section(live: dict[str, Any] | None) -> None:
+    """The alert policy the engine runs now."""
+    st.subheader("Live alert policy")
+    if live is None:
+        st.caption(
+            "No policy version promoted: the alert engine uses the settings' thresholds."
+            " `forewarn backtest` proposes one; `forewarn policy promote VERSION` makes it live."
+        )
+        return
+    st.caption(
+        f"Version {live['version']} ({live['source']}), promoted {live['promoted_at']:%Y-%m-%d %H:%M}"
+        f" UTC by {live['promoted_by']}."
+    )
+    pol = live["policy"]
+    rows = [{"machine type": t, **p} for t, p in sorted((pol.get("types") or {}).items())]
+    rows.append({"machine type": "(other types)", **pol["default"]})
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 
 def backtest_section(result: dict[str, Any], key: str) -> None:
-    """Savings against both baselines, the chosen threshold and the cost of each policy."""
+    """In-sample savings against both baselines, the chosen thresholds and each policy's cost."""
     c1, c2, c3 = st.columns(3)
-    c1.metric("Saved vs run-to-failure", _money(result.get("savings_vs_run_to_failure")))
-    c2.metric("Saved vs fixed-interval", _money(result.get("savings_vs_fixed_interval")))
-    th = result.get("threshold")
-    c3.metric("Best alert threshold", "never alert" if th is None else f"{th:.2f}")
+    c1.metric(
+        "Saved vs run-to-failure (in sample)", _money(result.get("savings_vs_run_to_failure"))
+    )
+    c2.metric(
+        "Saved vs fixed-interval (in sample)", _money(result.get("savings_vs_fixed_interval"))
+    )
+    by_type = result.get("thresholds_by_type") or {}
+    c3.metric(
+        "Alert thresholds by type",
+        ", ".join(f"{t} {'never' if v is None else f'{v:.2f}'}" for t, v in sorted(by_type.items()))
+        or "–",
+    )
     policies = figures.policy_frame(result)
     left, right = st.columns([2, 3])
-    left.plotly_chart(figures.fig_policy_costs(policies), key=f"{key}_costs")
+    left.plotly_chart(figures.fig_policy_costs(policies, CURRENCY), key=f"{key}_costs")
     with right:
         shown = [c for c in POLICY_COLUMNS if c in policies.columns]
         st.dataframe(
             policies[shown],
             hide_index=True,
             column_config={
-                "cost": st.column_config.NumberColumn("cost", format="%.0f"),
+                "cost": st.column_config.NumberColumn(f"cost ({CURRENCY})", format="%.0f"),
                 "downtime_h": st.column_config.NumberColumn("downtime (h)", format="%.1f"),
             },
         )
@@ -86,6 +151,7 @@ span = (
 )
 since, until = data.window(WINDOWS_DAYS[span], data.plant_now(url))
 d = data.downtime(url, since, until)
+CURRENCY = str(d.get("currency") or CURRENCY)
 s = d["summary"]
 by_machine: pd.DataFrame = d["by_machine"]
 totals = d["ledger"]["totals"]
@@ -105,7 +171,7 @@ left, right = st.columns(2)
 left.plotly_chart(figures.fig_downtime(by_machine), key="roi_downtime")
 right.plotly_chart(figures.fig_downtime_daily(d["daily"]), key="roi_daily")
 st.plotly_chart(
-    figures.fig_savings(figures.ledger_frame(d["ledger"]["entries"])), key="roi_savings"
+    figures.fig_savings(figures.ledger_frame(d["ledger"]["entries"]), CURRENCY), key="roi_savings"
 )
 st.caption(
     "Live ledger: a resolved alert with a confirmed fault and no failure within a day after it is "
@@ -115,12 +181,17 @@ st.caption(
 st.subheader("Backtest: predictive vs run-to-failure vs fixed-interval")
 backtest = d["backtest"]
 if backtest is None:
-    st.info("No backtest stored yet: run `forewarn backtest` to compare the maintenance policies.")
+    st.info(
+        "No backtest stored yet. The demo runs one on simulated history in the background (a few"
+        " minutes); elsewhere run `forewarn backtest` to compare the maintenance policies."
+    )
 else:
     st.caption(
         f"Backtest #{backtest['id']} ({backtest['source']}) over "
         f"{backtest['window_from']:%Y-%m-%d} – {backtest['window_to']:%Y-%m-%d}, "
         f"stored {backtest['created_at']:%Y-%m-%d %H:%M} UTC"
     )
+    out_of_sample_section(backtest["result"])
     backtest_section(backtest["result"], "backtest")
     what_if(url, backtest)
+policy_section(d.get("policy"))

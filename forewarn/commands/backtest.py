@@ -69,6 +69,18 @@ def register(app: typer.Typer) -> None:
         simulate: Annotated[
             bool, typer.Option("--simulate", help="Simulate a plant into a temporary database.")
         ] = False,
+        live_check: Annotated[
+            bool,
+            typer.Option(
+                "--live-check",
+                help="Run the real pipeline with the simulated crew on a simulated plant (private"
+                " database and broker) and compare its ledger with a backtest of the same period,"
+                " machines, models and policy.",
+            ),
+        ] = False,
+        speed: Annotated[
+            float, typer.Option(min=60, help="--live-check: simulated seconds per wall second.")
+        ] = 3600.0,
         machines: Annotated[int, typer.Option(min=1, help="--simulate: machines.")] = 50,
         sim_days: Annotated[float, typer.Option(min=2, help="--simulate: simulated days.")] = 120,
         seed: Annotated[int, typer.Option(help="--simulate: random seed.")] = 1,
@@ -126,6 +138,12 @@ def register(app: typer.Typer) -> None:
             capacity_per_shift=capacity,
         )
         default_policy = config.policy_at(settings.models.alert_high)
+        if live_check:
+            out = _live_check(settings, machines=machines, days=sim_days, seed=seed, speed=speed)
+            typer.echo(
+                json.dumps(out, default=str) if as_json else json.dumps(out, indent=2, default=str)
+            )
+            return
         if simulate:
             from models.runners.backtest import simulate_backtest
             from simulator.engine import run_history
@@ -174,3 +192,61 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(out, default=str))
         else:
             _table(out)
+
+
+def _live_check(
+    settings: Any, *, machines: int, days: float, seed: int, speed: float
+) -> dict[str, Any]:
+    """The real pipeline with the crew on a private plant, then its ledger against the backtest."""
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from forewarn.demo import DemoOptions, run_demo
+    from forewarn.factory import load_factory
+    from forewarn.storage.db import connect, prepared_database
+    from models.runners.livecheck import compare, plant_window
+    from simulator.engine import run_history
+
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="forewarn-live-check-") as tmp:
+        private = settings.model_copy(
+            update={
+                "state_dir": Path(tmp),
+                "db": settings.db.model_copy(update={"url": None}),
+                "mqtt": settings.mqtt.model_copy(update={"url": None}),
+            }
+        )
+        opts = DemoOptions(
+            machines=machines,
+            speed=speed,
+            headless=True,
+            duration_s=days * 86400.0 / speed,
+            seed=seed,
+            crew=True,
+        )
+        demo = run_demo(private, opts)
+        factory = load_factory(settings.factory, machines=machines)
+        window = plant_window(demo.get("clock", []), factory.start)
+        hours = (window[1] - factory.start).total_seconds() / 3600.0 + 1.0
+        history = run_history(factory, hours, seed)  # the same plant, nobody acting on it
+        with prepared_database(private) as url, connect(url) as conn:
+            out = compare(conn, private, history.messages, window, factory.start)
+    out["live_run"] = {
+        k: demo.get(k)
+        for k in (
+            "published",
+            "stored",
+            "lost",
+            "predictions",
+            "alerts",
+            "failures",
+            "orders_sent",
+            "orders_obeyed",
+            "ledger_entries",
+            "problems",
+        )
+    }
+    out["machines"], out["sim_days"], out["seed"], out["speed"] = machines, days, seed, speed
+    out["seconds"] = round(time.monotonic() - t0, 1)
+    return out

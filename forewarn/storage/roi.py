@@ -167,3 +167,24 @@ def roi_overview(conn: Connection, *, since: datetime, until: datetime) -> dict[
     """What the API's ROI summary and the dashboard's ROI page show: ledger totals + latest backtest."""
     led = ledger(conn, since=since, until=until)
     return {"ledger": led["totals"], "backtest": latest_backtest(conn)}
+
+
+def champion_prediction_times(
+    conn: Connection, *, since: datetime, until: datetime
+) -> list[tuple[str, datetime]]:
+    """(machine, ts) of every champion prediction in [since, until): the live scoring cadence."""
+    rows = conn.execute(
+        "select machine_id, ts from predictions where role = 'champion'"
+        " and ts >= %s and ts < %s order by machine_id, ts",
+        (since, until),
+    ).fetchall()
+    return [(str(r[0]), r[1]) for r in rows]
+
+
+def plant_currency(conn: Connection) -> str | None:
+    """The currency most machine types' costs are in (None: none recorded)."""
+    row = conn.execute(
+        "select currency from machine_types where currency is not null"
+        " group by currency order by count(*) desc, currency limit 1"
+    ).fetchone()
+    return None if row is None else str(row[0])

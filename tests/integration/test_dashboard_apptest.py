@@ -10,6 +10,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from forewarn.money import fmt_money
 from forewarn.storage.alerts import NewAlert, insert_alert
 from forewarn.storage.keys import create_key, revoke_key
 from tests.fixtures.dashboard import SeededPlant, seeded_plant  # noqa: F401  (fixture)
@@ -192,15 +193,20 @@ def test_downtime_roi_page(app_env: SeededPlant) -> None:
         ).fetchone()
     assert failures is not None and metrics["Failures"] == str(failures[0])
     assert stored is not None
-    assert metrics["Saved vs run-to-failure"] == f"{stored[0]:,.0f}"
+    assert metrics["Saved vs run-to-failure (in sample)"] == fmt_money(stored[0], "EUR")
+    assert metrics["Net savings"].startswith(("EUR", "−EUR"))  # every money figure has its currency
     # what-if: failures twice as expensive make prediction worth more than the stored backtest says
     repair = at.number_input(key="whatif_repair_cost")
     repair.set_value(repair.value * 2)
     at.button[-1].click().run()  # the form's "Recompute"
     assert not at.exception, at.exception
-    saved = [m.value for m in at.metric if m.label == "Saved vs run-to-failure"]
+    saved = [m.value for m in at.metric if m.label == "Saved vs run-to-failure (in sample)"]
     assert len(saved) == 2  # stored, then recomputed
-    assert float(saved[1].replace(",", "")) > float(saved[0].replace(",", ""))
+
+    def amount(v: str) -> float:
+        return float(v.replace("EUR", "").replace(",", "").replace("−", "-").replace(" ", ""))
+
+    assert amount(saved[1]) > amount(saved[0])
 
 
 def test_models_page(app_env: SeededPlant) -> None:

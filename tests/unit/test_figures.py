@@ -166,8 +166,21 @@ def test_policy_frame_from_a_backtest_result() -> None:
 
 def test_policy_costs_labels_each_bar() -> None:
     df = pd.DataFrame({"policy": ["predictive", "run-to-failure"], "cost": [1000.0, 2500.5]})
-    bar = figures.fig_policy_costs(df).data[0]
-    assert list(bar.text) == ["1,000", "2,500"]
+    bar = figures.fig_policy_costs(df, "CHF").data[0]
+    assert list(bar.text) == ["CHF 1,000", "CHF 2,500"]
+
+
+def test_savings_chart_is_filled_in_the_currency_and_causes_keep_their_colours() -> None:
+    entries = [{"at": T0, "cost_avoided": 5000.0, "cost": 0.0}]
+    fig = figures.fig_savings(figures.ledger_frame(entries), "USD")
+    assert {t.fill for t in fig.data} == {"tozeroy"}
+    assert "USD" in fig.layout.yaxis.title.text
+    df = pd.DataFrame(
+        {"machine_id": ["m1", "m2"], "cause": ["heat", "odd_mode"], "downtime_h": [2.0, 3.0]}
+    )
+    colours = {t.name: t.marker.color for t in figures.fig_downtime(df).data}
+    again = {t.name: t.marker.color for t in figures.fig_downtime(df.iloc[::-1]).data}
+    assert colours == again and colours["heat"] == figures.CAUSE_COLORS["heat"]
 
 
 def test_model_metrics_and_role_comparison() -> None:
