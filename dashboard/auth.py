@@ -1,6 +1,7 @@
-"""Log in with an API key; what each role may do on the dashboard.
+"""Log in as a person (e-mail and password) or with an API key; what each role may do.
 
-The key is checked with the API's own lookup (``forewarn.storage.keys``). The permissions mirror
+People log in with their accounts (``forewarn.storage.people``: argon2id hashes), so the audit trail
+names them; an API key still works for shared screens. The key is checked with the API's own lookup (``forewarn.storage.keys``). The permissions mirror
 the API's access matrix (``api.auth``: ACT for acknowledge and resolve, DISMISS for dismiss); the
 dashboard may not import the API package, so the two sets are repeated here and a unit test keeps
 them in step with the API's routes.
@@ -21,7 +22,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 }
 SESSION_KEY = "user"
 CHECKED_KEY = "user_checked_at"
-REVOKED_MESSAGE = "Your API key was revoked; log in again."
+REVOKED_MESSAGE = "Your access was revoked; log in again."
 KEY_RECHECK_S = 60.0  # a revoked key or a changed role takes effect within this time
 
 
@@ -32,6 +33,8 @@ class User:
     prefix: str
     # kept server-side in the session to re-check the key (revocation); never sent to the browser
     key: str = field(default="", repr=False)
+    person_id: int | None = None  # a personal account (None: logged in with an API key)
+    email: str = ""
 
 
 def can(role: str | None, action: str) -> bool:
@@ -63,13 +66,23 @@ def verified_user(url: str, *, force: bool = False) -> User | None:
 
     A key revoked since login logs the session out; a changed role applies from now on.
     """
-    from dashboard import data
+    from dashboard import data, people
 
     user = current_user()
     if user is None:
         return None
     now = time.monotonic()
     if not force and now - st.session_state.get(CHECKED_KEY, 0.0) < KEY_RECHECK_S:
+        return user
+    if user.person_id is not None:
+        p = people.person(url, user.person_id)
+        if p is None:
+            logout()
+            st.session_state["login_flash"] = REVOKED_MESSAGE
+            return None
+        user = User(p.name, p.role, "", person_id=p.id, email=p.email)
+        st.session_state[SESSION_KEY] = user
+        st.session_state[CHECKED_KEY] = now
         return user
     found = data.verify_key(url, user.key)
     if found is None:
@@ -83,8 +96,8 @@ def verified_user(url: str, *, force: bool = False) -> User | None:
 
 
 def login_form(url: str) -> None:
-    """Show the login form; a valid key stores the user in the session and reruns the app."""
-    from dashboard import data
+    """Show the login forms; a valid account (or key) stores the user in the session and reruns."""
+    from dashboard import data, people
 
     st.title("Forewarn")
     st.caption("Predictive maintenance dashboard")
@@ -92,16 +105,64 @@ def login_form(url: str) -> None:
     if flash:
         st.warning(flash)
     with st.form("login"):
-        key = st.text_input("API key", type="password", placeholder="fwk_...")
-        submitted = st.form_submit_button("Log in")
+        email = st.text_input("E-mail", placeholder="you@plant.example", key="login_email")
+        password = st.text_input("Password", type="password", key="login_password")
+        submitted = st.form_submit_button("Log in", type="primary", key="login_submit")
     if submitted:
-        found = data.verify_key(url, key) if key.strip() else None
+        found = people.authenticate(url, email, password) if email.strip() and password else None
         if found is None:
-            st.error("Invalid or revoked API key.")
-            return
-        st.session_state[SESSION_KEY] = User(found.name, found.role, found.prefix, key.strip())
-        st.session_state[CHECKED_KEY] = time.monotonic()
-        st.rerun()
+            st.error("Wrong e-mail or password.")
+        else:
+            user = User(found.name, found.role, "", person_id=found.id, email=found.email)
+            st.session_state[SESSION_KEY] = user
+            st.session_state[CHECKED_KEY] = time.monotonic()
+            st.rerun()
+    with st.expander("Log in with an API key (shared screens, machines)"):
+        with st.form("login_with_key"):
+            key = st.text_input("API key", type="password", placeholder="fwk_...", key="login_key")
+            with_key = st.form_submit_button("Log in with key", key="login_key_submit")
+        if with_key:
+            found_key = data.verify_key(url, key) if key.strip() else None
+            if found_key is None:
+                st.error("Invalid or revoked API key.")
+                return
+            st.session_state[SESSION_KEY] = User(
+                found_key.name, found_key.role, found_key.prefix, key.strip()
+            )
+            st.session_state[CHECKED_KEY] = time.monotonic()
+            st.rerun()
+    if oidc_configured():
+        st.button("Log in with your identity provider", on_click=st.login, key="oidc_login")
+    st.caption(
+        "Accounts are created by an admin (dashboard Admin page, `forewarn users create`, or "
+        "`POST /v1/users`). Plants with an identity provider can use OpenID Connect instead: "
+        "see the README (Streamlit `st.login`)."
+    )
+
+
+def oidc_configured() -> bool:
+    """Whether ``.streamlit/secrets.toml`` has an ``[auth]`` section (OpenID Connect via st.login)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file at all: Streamlit raises instead of answering False
+        return False
+
+
+def oidc_user(url: str) -> User | None:
+    """The account whose e-mail the identity provider vouched for (st.user), or None.
+
+    The provider proves who the person is; the role still comes from their Forewarn account, which
+    an admin creates (an identity without an account gets no access).
+    """
+    from dashboard import people
+
+    if not oidc_configured() or not getattr(st.user, "is_logged_in", False):
+        return None
+    email = str(st.user.get("email") or "")
+    found = people.by_email(url, email) if email else None
+    if found is None:
+        return None
+    return User(found.name, found.role, "", person_id=found.id, email=found.email)
 
 
 def logout() -> None:

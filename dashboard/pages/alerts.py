@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import auth, data, figures
+from dashboard import auth, data, figures, people
 from forewarn.errors import Conflict, NotFound
 
 LIVE_REFRESH_S = 15
@@ -91,6 +91,50 @@ def _act(url: str, alert: pd.Series, to_status: str, **kw: str) -> None:
     st.rerun()
 
 
+def _people(url: str, alert_id: int) -> None:
+    info = people.alert_people(url, alert_id)
+    who = info["assignee"]
+    st.markdown(f"**Assigned to:** {who['name'] if who else 'nobody'}")
+    for c in info["comments"]:
+        st.markdown(f"> {c['body']}\n\n— *{c['author']}*, {c['at']:%Y-%m-%d %H:%M} UTC")
+
+
+def _assign_form(url: str, alert_id: int, user: auth.User) -> None:
+    accounts = people.users(url)
+    active = accounts[accounts["active"]] if not accounts.empty else accounts
+    names = {0: "nobody"} | (
+        {} if active.empty else dict(zip(active["id"], active["name"], strict=True))
+    )
+    pick = st.selectbox("Assign to", list(names), format_func=names.__getitem__, key="asg_user")
+    if st.button("Assign", key="asg_button"):
+        try:
+            people.assign(url, alert_id, int(pick) or None, actor=user.name)
+        except (Conflict, NotFound) as exc:
+            st.session_state["alert_flash"] = ("error", str(exc))
+        else:
+            st.session_state["alert_flash"] = (
+                "success",
+                f"Alert #{alert_id} assigned to {names[pick]}.",
+            )
+        st.rerun()
+
+
+def _comment_form(url: str, alert_id: int, user: auth.User) -> None:
+    with st.form("comment_form", clear_on_submit=True):
+        body = st.text_area("Comment", key="com_body", height=80)
+        if st.form_submit_button("Add comment"):
+            try:
+                people.comment(url, alert_id, body, actor=user.name)
+            except (ValueError, NotFound) as exc:
+                st.session_state["alert_flash"] = ("error", str(exc))
+            else:
+                st.session_state["alert_flash"] = (
+                    "success",
+                    f"Comment added to alert #{alert_id}.",
+                )
+            st.rerun()
+
+
 def actions(url: str, user: auth.User) -> None:
     since, _ = data.window(RECENT_DAYS, data.plant_now(url))
     active = data.alerts(url, since)["active"]
@@ -121,8 +165,10 @@ def actions(url: str, user: auth.User) -> None:
             st.info(f"Your role ({user.role}) can read alerts but not act on them.")
         else:
             # keyed, state-tracking tabs: choosing the maintenance done (a rerun) keeps Resolve open
-            ack, res, dis = st.tabs(
-                ["Acknowledge", "Resolve", "Dismiss"], key="alert_tab", on_change="rerun"
+            ack, res, dis, asg, com = st.tabs(
+                ["Acknowledge", "Resolve", "Dismiss", "Assign", "Comment"],
+                key="alert_tab",
+                on_change="rerun",
             )
             with ack:
                 reason = st.text_input("Note (optional)", key="ack_reason")
@@ -152,6 +198,11 @@ def actions(url: str, user: auth.User) -> None:
                     why = st.text_input("Why is this a false alarm?", key="dis_reason")
                     if st.button("Dismiss", key="dis_button", disabled=not why.strip()):
                         _act(url, alert, "dismissed", reason=why.strip())
+            with asg:
+                _assign_form(url, int(alert["id"]), user)
+            with com:
+                _comment_form(url, int(alert["id"]), user)
+        _people(url, int(alert["id"]))
     right.plotly_chart(figures.fig_contributions(alert["contributions"]), key="alert_contributions")
 
 

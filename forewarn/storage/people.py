@@ -74,6 +74,14 @@ def get_user(conn: Connection, user_id: int) -> Person | None:
     return None if row is None else Person(int(row[0]), row[1], row[2], row[3])
 
 
+def get_user_by_email(conn: Connection, email: str) -> Person | None:
+    row = conn.execute(
+        "select id, name, email, role from users where lower(email) = lower(%s) and active",
+        (email.strip(),),
+    ).fetchone()
+    return None if row is None else Person(int(row[0]), row[1], row[2], row[3])
+
+
 def set_user_active(conn: Connection, user_id: int, active: bool) -> bool:
     cur = conn.execute("update users set active = %s where id = %s", (active, user_id))
     return cur.rowcount == 1

@@ -1,7 +1,9 @@
-"""The dashboard in a real headless Chromium: every page renders, an alert is acknowledged by a click.
+"""The dashboard in a real headless Chromium: one test per page and per action, each with a screenshot.
 
-Runs `forewarn dashboard` on a free port against a seeded schema, drives Debian's chromium with
-Playwright (never a downloaded browser) and saves a screenshot of each page under test-artifacts/.
+One `forewarn dashboard` server on a free port over one seeded schema is shared by every test in this
+module (Chromium is shared by the session); tests log in as people (accounts with argon2id
+passwords), act through the UI and check the database. Every page is loaded with every request to
+another origin blocked and recorded, so nothing the dashboard serves reaches the internet.
 """
 
 from __future__ import annotations
@@ -12,44 +14,87 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
-from tests.fixtures.browser import ARTIFACTS, CHROMIUM_ARGS, UI_TIMEOUT_MS, free_port
+from forewarn.storage import alerts as alert_store
+from forewarn.storage import notifications as ns
+from forewarn.storage.people import create_user
+from tests.fixtures.browser import ARTIFACTS, UI_TIMEOUT_MS, block_all_but, free_port, screenshot
 from tests.fixtures.dashboard import SeededPlant, seeded_plant  # noqa: F401  (fixture)
+from tests.fixtures.notify import SmtpServer
 
 pytestmark = pytest.mark.browser
 
 START_TIMEOUT_S = 60
-PAGES = (  # nav label, header, key text that proves the data arrived
-    ("Fleet", "Fleet health", "Open alerts"),
-    ("Machine", "Machine detail", "Alert history"),
-    ("Alerts", "Alerts", "Open and acknowledged"),
-    ("Downtime & ROI", "Downtime & ROI", "Net savings"),
-    ("Models", "Model monitoring", "Promotions and rollbacks"),
+ADMIN = ("Ada Admin", "ada@plant.test", "admin-password-1")
+OPERATOR = ("Otto Operator", "otto@plant.test", "operator-password-1")
+PAGES = (  # nav label, header, key text that proves the data arrived, has charts
+    ("Fleet", "Fleet health", "Open alerts", True),
+    ("Machine", "Machine detail", "Alert history", True),
+    ("Alerts", "Alerts", "Open and acknowledged", True),
+    ("Downtime & ROI", "Downtime & ROI", "Net savings", True),
+    ("Models", "Model monitoring", "Promotions and rollbacks", True),
+    ("Admin", "Admin", "New account", False),
 )
 
 
+@dataclass
+class Plant:
+    url: str
+    base: str
+    smtp: SmtpServer
+    users: dict[str, int]
+    alerts: dict[str, int]  # action -> id of an open alert kept for that test
+    blocked: list[str] = field(default_factory=list)
+
+
+def _fresh_alerts(conn: psycopg.Connection) -> dict[str, int]:
+    """One open alert per action test, on machines/modes the seed left without an open alert."""
+    machines = [r[0] for r in conn.execute("select id from machines order by id")]
+    now = datetime.now(UTC)
+    out = {}
+    for i, action in enumerate(("acknowledge", "resolve", "dismiss", "assign", "comment")):
+        a = alert_store.NewAlert(machines[i], f"browser-{action}", "high", 0.91, 18.0, 9.0, 30.0,
+                                 [], None, 30.0, "Inspect the bearing and the seal")  # fmt: skip
+        with conn.transaction():
+            out[action] = int(
+                alert_store.insert_alert(conn, a, actor="alert-engine", now=now)["id"]
+            )
+    return out
+
+
 @pytest.fixture(scope="module")
-def dashboard_url(seeded_plant: SeededPlant) -> Iterator[str]:  # noqa: F811
+def plant(seeded_plant: SeededPlant, smtp_server: SmtpServer) -> Iterator[Plant]:  # noqa: F811
+    with psycopg.connect(seeded_plant.url, autocommit=True) as conn:
+        users = {}
+        for (name, email, pw), role in ((ADMIN, "admin"), (OPERATOR, "operator")):
+            users[role] = int(create_user(conn, name=name, email=email, role=role, password=pw,
+                                          actor="test")["id"])  # fmt: skip
+        alerts = _fresh_alerts(conn)
     port = free_port()
-    env = os.environ | {"FOREWARN_DB__URL": seeded_plant.url, "FOREWARN_LOG_LEVEL": "WARNING"}
+    env = os.environ | {
+        "FOREWARN_DB__URL": seeded_plant.url,
+        "FOREWARN_LOG_LEVEL": "WARNING",
+        "FOREWARN_MQTT__URL": "",
+    }
+    env.pop("FOREWARN_MQTT__URL")
     log_path = ARTIFACTS / "dashboard-server.log"
     ARTIFACTS.mkdir(exist_ok=True)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "forewarn", "dashboard", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + START_TIMEOUT_S
-            while True:
+            while True:  # wait for the health endpoint (an event), not a fixed time
                 if proc.poll() is not None:
                     pytest.fail(f"dashboard exited with {proc.returncode}: {log_path.read_text()}")
                 try:
@@ -60,7 +105,7 @@ def dashboard_url(seeded_plant: SeededPlant) -> Iterator[str]:  # noqa: F811
                 if time.monotonic() > deadline:
                     pytest.fail(f"dashboard did not start: {log_path.read_text()}")
                 time.sleep(0.25)
-            yield base
+            yield Plant(seeded_plant.url, base, smtp_server, users, alerts)
         finally:
             proc.terminate()
             try:
@@ -70,82 +115,297 @@ def dashboard_url(seeded_plant: SeededPlant) -> Iterator[str]:  # noqa: F811
                 proc.wait()
 
 
-def _settle(page: object) -> None:
+def _settle(page: Any) -> None:
     """Wait until Streamlit has finished running the script (no 'running' indicator)."""
-    page.wait_for_function(  # type: ignore[attr-defined]
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-        timeout=UI_TIMEOUT_MS,
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=UI_TIMEOUT_MS
     )
-    page.wait_for_timeout(500)  # type: ignore[attr-defined]  # let Plotly finish drawing
+    page.wait_for_timeout(300)  # let Plotly finish drawing
 
 
-def _no_exception(page: object, where: str) -> None:
-    shown = page.locator('[data-testid="stException"]')  # type: ignore[attr-defined]
+def _no_exception(page: Any, where: str) -> None:
+    shown = page.locator('[data-testid="stException"]')
     assert shown.count() == 0, f"{where}: {shown.first.inner_text()}"
 
 
-def test_every_page_renders_and_an_alert_is_acknowledged(
-    chromium_path: str,
-    dashboard_url: str,
-    seeded_plant: SeededPlant,  # noqa: F811
-) -> None:
-    from playwright.sync_api import expect, sync_playwright
+@pytest.fixture
+def session(browser: Any, plant: Plant) -> Iterator[Any]:
+    """A fresh browser context whose requests to anything but the dashboard are blocked."""
+    context = browser.new_context(viewport={"width": 1440, "height": 2000})
+    page = context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    blocked = block_all_but(page, plant.base, plant.base.replace("http", "ws"))
+    try:
+        yield page
+    finally:
+        context.close()
+    assert blocked == [], f"the dashboard reached for the internet: {blocked}"
 
-    with psycopg.connect(seeded_plant.url) as conn:
+
+def _login(page: Any, plant: Plant, who: tuple[str, str, str] = OPERATOR) -> Any:
+    from playwright.sync_api import expect
+
+    page.goto(plant.base)
+    page.get_by_label("E-mail", exact=True).fill(who[1])
+    page.get_by_label("Password", exact=True).fill(who[2])
+    page.get_by_role("button", name="Log in", exact=True).click()
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    expect(nav).to_be_visible()
+    expect(page.locator('[data-testid="stSidebar"]')).to_contain_text(who[0])
+    return nav
+
+
+def _goto(page: Any, nav: Any, label: str, header: str) -> None:
+    from playwright.sync_api import expect
+
+    nav.get_by_text(label, exact=True).click()
+    expect(page.get_by_role("heading", name=header, exact=True)).to_be_visible()
+    _settle(page)
+
+
+def _pick(page: Any, label: str, option: str) -> None:
+    """Choose an option of a Streamlit selectbox by its visible text."""
+    box = page.get_by_role("combobox", name=label, exact=True)
+    box.click()
+    box.fill(option)
+    page.get_by_role("option", name=re.compile(re.escape(option))).first.click()
+    _settle(page)
+
+
+def _alerts_page_on(page: Any, plant: Plant, action: str) -> tuple[Any, int]:
+    nav = _login(page, plant)
+    _goto(page, nav, "Alerts", "Alerts")
+    alert_id = plant.alerts[action]
+    _pick(page, "Alert", f"#{alert_id} ·")
+    return nav, alert_id
+
+
+def _transition(plant: Plant, alert_id: int) -> tuple[Any, ...]:
+    with psycopg.connect(plant.url) as conn:
         row = conn.execute(
-            "select id from alerts where status = 'open' order by id desc limit 1"
-        ).fetchone()
-    assert row is not None, "the seed leaves open alerts"
-    alert_id = int(row[0])  # the alerts page selects the newest open alert first
-
-    expect.set_options(timeout=UI_TIMEOUT_MS)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 2400})
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            page.goto(dashboard_url)
-            page.get_by_label("API key").fill(seeded_plant.operator_key)
-            page.get_by_role("button", name="Log in").click()
-            nav = page.locator('[data-testid="stSidebarNav"]')
-            expect(nav).to_be_visible()
-            expect(page.locator('[data-testid="stSidebar"]')).to_contain_text("op-ui")
-            for label, header, key_text in PAGES:
-                nav.get_by_text(label, exact=True).click()
-                expect(page.get_by_role("heading", name=header, exact=True)).to_be_visible()
-                expect(page.get_by_text(key_text).first).to_be_visible()
-                _settle(page)
-                _no_exception(page, label)
-                if label in ("Fleet", "Machine", "Models"):
-                    expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()
-                slug = label.lower().replace(" & ", "-").replace(" ", "-")
-                page.screenshot(path=str(ARTIFACTS / f"dashboard-{slug}.png"), full_page=True)
-
-            nav.get_by_text("Alerts", exact=True).click()
-            expect(page.get_by_role("heading", name="Alerts", exact=True)).to_be_visible()
-            _settle(page)
-            picked = page.get_by_role("combobox", name="Alert", exact=True)
-            expect(picked).to_have_value(re.compile(rf"^#{alert_id} · "))
-            page.get_by_role("button", name="Acknowledge", exact=True).click()
-            expect(page.get_by_text(f"Alert #{alert_id} is now acknowledged.")).to_be_visible()
-            _settle(page)
-            _no_exception(page, "after acknowledge")
-            page.screenshot(
-                path=str(ARTIFACTS / "dashboard-alerts-acknowledged.png"), full_page=True
-            )
-            page.get_by_role("button", name="Log out").click()
-            expect(page.get_by_label("API key")).to_be_visible()
-            expect(nav).to_have_count(0)
-        finally:
-            browser.close()
-
-    with psycopg.connect(seeded_plant.url) as conn:
-        status = conn.execute("select status from alerts where id = %s", (alert_id,)).fetchone()
-        actor = conn.execute(
-            "select actor from alert_transitions where alert_id = %s and to_status = 'acknowledged'",
+            "select a.status, t.actor, t.reason from alerts a join alert_transitions t"
+            " on t.alert_id = a.id where a.id = %s order by t.id desc limit 1",
             (alert_id,),
         ).fetchone()
-    assert status == ("acknowledged",)
-    assert actor == ("op-ui",)
+    assert row is not None
+    return tuple(row)
+
+
+def test_log_in_with_an_account_and_out(session: Any, plant: Plant) -> None:
+    from playwright.sync_api import expect
+
+    page = session
+    page.goto(plant.base)
+    page.get_by_label("E-mail", exact=True).fill(OPERATOR[1])
+    page.get_by_label("Password", exact=True).fill("not-the-password")
+    page.get_by_role("button", name="Log in", exact=True).click()
+    expect(page.get_by_text("Wrong e-mail or password.")).to_be_visible()
+    screenshot(page, "dashboard-login-refused")
+    _login(page, plant)
+    expect(page.locator('[data-testid="stSidebar"]')).to_contain_text("operator")
+    screenshot(page, "dashboard-logged-in")
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_label("E-mail", exact=True)).to_be_visible()
+    with psycopg.connect(plant.url) as conn:
+        seen = conn.execute("select last_login_at from users where id = %s",
+                            (plant.users["operator"],)).fetchone()  # fmt: skip
+    assert seen is not None and seen[0] is not None
+
+
+@pytest.mark.parametrize(
+    ("label", "header", "key_text", "charts"), PAGES, ids=[p[0] for p in PAGES]
+)
+def test_page_renders(
+    session: Any, plant: Plant, label: str, header: str, key_text: str, charts: bool
+) -> None:
+    from playwright.sync_api import expect
+
+    page = session
+    nav = _login(page, plant, ADMIN)
+    _goto(page, nav, label, header)
+    expect(page.get_by_text(key_text).first).to_be_visible()
+    _no_exception(page, label)
+    if charts:
+        expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()
+        expect(page.locator(".main-svg").first).to_be_attached()  # Plotly drew
+    slug = label.lower().replace(" & ", "-").replace(" ", "-")
+    screenshot(page, f"dashboard-{slug}")
+
+
+def test_filter_the_fleet(session: Any, plant: Plant) -> None:
+    from playwright.sync_api import expect
+
+    page = session
+    nav = _login(page, plant)
+    _goto(page, nav, "Fleet", "Fleet health")
+    with psycopg.connect(plant.url) as conn:
+        site, n = conn.execute(
+            "select site_id, count(*) from machines group by site_id order by site_id limit 1"
+        ).fetchone()  # type: ignore[misc]
+    box = page.get_by_role("combobox", name="Site")
+    box.click()
+    page.get_by_role("option", name=site, exact=True).click()
+    page.keyboard.press("Escape")
+    _settle(page)
+    metric = page.locator('[data-testid="stMetric"]', has_text="Machines").first
+    expect(metric).to_contain_text(str(n))
+    screenshot(page, "dashboard-fleet-filtered")
+
+
+def test_open_a_machine(session: Any, plant: Plant) -> None:
+    from playwright.sync_api import expect
+
+    page = session
+    nav = _login(page, plant)
+    _goto(page, nav, "Machine", "Machine detail")
+    with psycopg.connect(plant.url) as conn:
+        machine = conn.execute("select id from machines order by id desc limit 1").fetchone()[0]  # type: ignore[index]
+    _pick(page, "Machine", machine)
+    expect(
+        page.get_by_role("heading", name=re.compile(rf"^{re.escape(machine)} ·"))
+    ).to_be_visible()
+    expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()
+    _no_exception(page, "machine")
+    screenshot(page, "dashboard-machine-opened")
+
+
+def test_acknowledge(session: Any, plant: Plant) -> None:
+    from playwright.sync_api import expect
+
+    page = session
+    _, alert_id = _alerts_page_on(page, plant, "acknowledge")
+    page.get_by_role("button", name="Acknowledge", exact=True).click()
+    expect(page.get_by_text(f"Alert #{alert_id} is now acknowledged.")).to_be_visible()
+    screenshot(page, "dashboard-alert-acknowledged")
+    assert _transition(plant, alert_id)[:2] == ("acknowledged", OPERATOR[0])
+
+
+def test_resolve(session: Any, plant: Plant) -> None:
+    from playwright.sync_api import expect
+
+    page = session
+    _, alert_id = _alerts_page_on(page, plant, "resolve")
+    page.get_by_role("tab", name="Resolve").click()
+    _settle(page)
+    _pick(page, "Maintenance done", "repair")
+    page.get_by_label("Note", exact=True).fill("replaced the bearing")
+    page.get_by_role("button", name="Resolve", exact=True).click()
+    expect(page.get_by_text(f"Alert #{alert_id} is now resolved.")).to_be_visible()
+    screenshot(page, "dashboard-alert-resolved")
+    assert _transition(plant, alert_id) == ("resolved", OPERATOR[0], "replaced the bearing")
+
+
+def test_dismiss(session: Any, plant: Plant) -> None:
+    from playwright.sync_api import expect
+
+    page = session
+    _, alert_id = _alerts_page_on(page, plant, "dismiss")
+    page.get_by_role("tab", name="Dismiss").click()
+    _settle(page)
+    page.get_by_label("Why is this a false alarm?").fill("sensor was being recalibrated")
+    page.get_by_label("Why is this a false alarm?").press("Enter")
+    _settle(page)
+    page.get_by_role("button", name="Dismiss", exact=True).click()
+    expect(page.get_by_text(f"Alert #{alert_id} is now dismissed.")).to_be_visible()
+    screenshot(page, "dashboard-alert-dismissed")
+    assert _transition(plant, alert_id) == (
+        "dismissed",
+        OPERATOR[0],
+        "sensor was being recalibrated",
+    )
+
+
+def test_assign(session: Any, plant: Plant) -> None:
+    from playwright.sync_api import expect
+
+    page = session
+    _, alert_id = _alerts_page_on(page, plant, "assign")
+    page.get_by_role("tab", name="Assign").click()
+    _settle(page)
+    _pick(page, "Assign to", ADMIN[0])
+    page.get_by_role("button", name="Assign", exact=True).click()
+    expect(page.get_by_text(f"Alert #{alert_id} assigned to {ADMIN[0]}.")).to_be_visible()
+    expect(page.get_by_text(f"Assigned to: {ADMIN[0]}")).to_be_visible()
+    screenshot(page, "dashboard-alert-assigned")
+    assert _transition(plant, alert_id)[1:] == (OPERATOR[0], f"assigned to {ADMIN[0]}")
+    with psycopg.connect(plant.url) as conn:
+        assignee = conn.execute(
+            "select assignee_id from alerts where id = %s", (alert_id,)
+        ).fetchone()
+    assert assignee == (plant.users["admin"],)
+
+
+def test_comment(session: Any, plant: Plant) -> None:
+    from playwright.sync_api import expect
+
+    page = session
+    _, alert_id = _alerts_page_on(page, plant, "comment")
+    page.get_by_role("tab", name="Comment").click()
+    _settle(page)
+    page.get_by_role("textbox", name="Comment", exact=True).fill(
+        "Vibration confirmed on site; part ordered."
+    )
+    page.get_by_role("button", name="Add comment").click()
+    expect(page.get_by_text(f"Comment added to alert #{alert_id}.")).to_be_visible()
+    expect(page.get_by_text("Vibration confirmed on site; part ordered.")).to_be_visible()
+    screenshot(page, "dashboard-alert-commented")
+    assert _transition(plant, alert_id)[1:] == (OPERATOR[0], "commented")
+
+
+def test_notification_rule_created_and_email_received(session: Any, plant: Plant) -> None:
+    from playwright.sync_api import expect
+
+    from forewarn.notify.delivery import notify_tick
+    from forewarn.settings import NotifySettings
+
+    page = session
+    nav = _login(page, plant, ADMIN)
+    _goto(page, nav, "Admin", "Admin")
+    page.get_by_role("tab", name="Channels").click()
+    _settle(page)
+    page.get_by_label("Channel name").fill("planner mail")
+    page.get_by_label("E-mail address or webhook URL").fill("planner@plant.test")
+    page.get_by_role("button", name="Add channel").click()
+    expect(page.get_by_text("Channel planner mail added.")).to_be_visible()
+    page.get_by_role("tab", name="Rules").click()
+    _settle(page)
+    page.get_by_label("Rule name").fill("critical anywhere")
+    _pick(page, "Minimum severity", "critical")
+    page.get_by_role("button", name="Add rule").click()
+    expect(page.get_by_text("Rule critical anywhere added.")).to_be_visible()
+    screenshot(page, "dashboard-admin-rule-created")
+    with psycopg.connect(plant.url, autocommit=True) as conn:
+        (rule,) = [r for r in ns.list_rules(conn) if r["name"] == "critical anywhere"]
+        assert rule["min_severity"] == "critical"
+        machine = conn.execute("select id from machines order by id limit 1").fetchone()[0]  # type: ignore[index]
+        a = alert_store.NewAlert(machine, "browser-notify", "critical", 0.97, 4.0, 2.0, 7.0, [], None,
+                                 10.0, "Stop the machine and replace the bearing")  # fmt: skip
+        with conn.transaction():
+            alert = alert_store.insert_alert(conn, a, actor="alert-engine", now=datetime.now(UTC))
+        before = len(plant.smtp.messages)
+        cfg = NotifySettings(**plant.smtp.settings(dashboard_url=plant.base))
+        with httpx.Client() as client:  # what the alert loop runs on each pass
+            out = notify_tick(conn, cfg, client, now=datetime.now(UTC))
+    assert out["delivered"] >= 1 and out["failed"] == 0
+    msg = [m for m in plant.smtp.wait_for(before + 1) if m["To"] == "planner@plant.test"][-1]
+    assert f"alert #{alert['id']}" in msg["Subject"] and "critical" in msg["Subject"]
+    page.get_by_role("tab", name="Delivery log").click()  # a tab change reruns: fresh log
+    _settle(page)
+    panel = page.get_by_role("tabpanel", name="Delivery log")
+    expect(panel.locator('[data-testid="stDataFrame"]')).to_be_visible()
+    screenshot(page, "dashboard-admin-delivery-log")
+
+
+def test_what_if_recompute(session: Any, plant: Plant) -> None:
+    from playwright.sync_api import expect
+
+    page = session
+    nav = _login(page, plant)
+    _goto(page, nav, "Downtime & ROI", "Downtime & ROI")
+    expect(page.get_by_text("What if the costs were different?")).to_be_visible()
+    field_ = page.locator('[data-testid="stNumberInput"] input').first
+    field_.fill("123456")
+    page.get_by_role("button", name="Recompute").click()
+    expect(page.get_by_text(re.compile(r"Recomputed for .* with 1 changed cost"))).to_be_visible()
+    _no_exception(page, "what-if")
+    screenshot(page, "dashboard-roi-what-if")

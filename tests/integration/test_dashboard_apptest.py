@@ -28,8 +28,8 @@ def app_env(seeded_plant: SeededPlant, monkeypatch: pytest.MonkeyPatch) -> Seede
 def _logged_in(key: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
     assert not at.exception, at.exception
-    at.text_input[0].input(key)
-    at.button[0].click().run()  # the form's "Log in"
+    at.text_input(key="login_key").input(key)
+    at.button(key="login_key_submit").click().run()
     assert not at.exception, at.exception
     return at
 
@@ -45,8 +45,8 @@ def _texts(at: AppTest) -> str:
 
 def test_a_bad_key_is_refused(app_env: SeededPlant) -> None:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
-    at.text_input[0].input("fwk_not-a-key")
-    at.button[0].click().run()
+    at.text_input(key="login_key").input("fwk_not-a-key")
+    at.button(key="login_key_submit").click().run()
     assert [e.value for e in at.error] == ["Invalid or revoked API key."]
     assert not at.header  # no page is shown
 
@@ -251,7 +251,7 @@ def test_a_key_revoked_after_login_cannot_act(app_env: SeededPlant) -> None:
         conn.commit()
     at.button(key="ack_button").click().run()
     assert not at.exception, at.exception
-    assert [w.value for w in at.warning] == ["Your API key was revoked; log in again."]
+    assert [w.value for w in at.warning] == ["Your access was revoked; log in again."]
     with psycopg.connect(app_env.url) as conn:
         status = conn.execute("select status from alerts where id = %s", (alert_id,)).fetchone()
     assert status == ("open",)
