@@ -43,6 +43,9 @@ class Reason(StrEnum):
     OUT_OF_RANGE_TIMESTAMP = "out_of_range_timestamp"
     UNKNOWN_MACHINE = "unknown_machine"
     TOPIC_MISMATCH = "topic_mismatch"
+    # Sparkplug B (ingest/sparkplug): a payload that is not its protobuf; an alias no birth declared
+    NOT_PROTOBUF = "not_protobuf"
+    UNKNOWN_ALIAS = "unknown_alias"
     # decided by the writer against what is stored, not by validate()
     SEQ_CONFLICT = "seq_conflict"
     STALE_SEQ = "stale_seq"

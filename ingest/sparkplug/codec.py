@@ -14,6 +14,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
+from forewarn.contract import Reason
 from forewarn.errors import ContractError
 from ingest.sparkplug import sparkplug_b_pb2 as pb
 
@@ -26,10 +27,10 @@ UNIT_PROPERTIES = ("engUnit", "engUnits", "EngUnit", "unit", "units")
 LOW_PROPERTIES = ("engLow", "EngLow")  # Ignition's engineering range of a tag
 HIGH_PROPERTIES = ("engHigh", "EngHigh")
 
-# Reason codes of Sparkplug dead letters, beside the JSON contract's (README, "Sparkplug B").
-NOT_PROTOBUF = "not_protobuf"
-UNKNOWN_ALIAS = "unknown_alias"
-BAD_TOPIC = "bad_topic"
+# Reason codes of Sparkplug dead letters: the contract's one list (README, "Sparkplug B").
+NOT_PROTOBUF = Reason.NOT_PROTOBUF.value
+UNKNOWN_ALIAS = Reason.UNKNOWN_ALIAS.value
+BAD_TOPIC = Reason.BAD_TOPIC.value
 
 _SIGNED_BITS: dict[int, int] = {pb.Int8: 8, pb.Int16: 16, pb.Int32: 32, pb.Int64: 64}
 _NUMERIC: set[int] = {

@@ -20,7 +20,16 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from forewarn.assets import MachineSpec, SensorSpec
-from forewarn.contract import Event, Limits, Message, Telemetry, encode, topic_for, validate
+from forewarn.contract import (
+    Event,
+    Limits,
+    Message,
+    Reason,
+    Telemetry,
+    encode,
+    topic_for,
+    validate,
+)
 from forewarn.errors import ContractError
 from forewarn.storage.sparkplug import SparkplugMetricRow
 from ingest.sparkplug.codec import (
@@ -123,7 +132,9 @@ class SparkplugHost:
     ) -> Outcome:
         """Decode one Sparkplug message; ContractError (dead letter) for a malformed one."""
         if len(payload) > self._limits.max_bytes:
-            raise ContractError("oversized", f"{len(payload)} bytes > {self._limits.max_bytes}")
+            raise ContractError(
+                Reason.OVERSIZED.value, f"{len(payload)} bytes > {self._limits.max_bytes}"
+            )
         t = parse_topic(topic)
         if t is None or t.group not in self.groups or t.kind in ("NCMD", "DCMD"):
             return Outcome()  # host STATE, commands (ours included), groups we do not own
