@@ -212,6 +212,15 @@ class ApiSettings(BaseModel):
 class ModelSettings(BaseModel):
     horizon_h: float = Field(default=48.0, gt=0, description="failure-within-horizon label")
     score_cadence_s: float = Field(default=5.0, gt=0)
+    stream_cadence_s: float = Field(
+        default=1.0, gt=0, description="seconds between streaming passes (every new reading)"
+    )
+    partitions: int = Field(
+        default=16, ge=1, le=4096, description="machine partitions shared by scoring/alert workers"
+    )
+    lease_s: float = Field(
+        default=10.0, gt=0, description="a dead worker's partitions are taken over after this"
+    )
     alert_high: float = Field(default=0.6, gt=0, le=1)
     alert_low: float = Field(default=0.3, ge=0, lt=1)
     alert_k: int = Field(default=3, ge=1, description="consecutive high scores before an alert")

@@ -188,6 +188,58 @@ def bench_import_cmd(
     _emit(result, as_json, f"History import, {rows:,} rows")
 
 
+def bench_fleet(
+    machines: Annotated[
+        str, typer.Option(help="Fleet sizes, comma-separated (e.g. 1000,5000); each runs in turn.")
+    ] = "1000",
+    hz: Annotated[float, typer.Option(min=0.01, help="Readings per machine per second.")] = 1.0,
+    duration: Annotated[float, typer.Option(min=60, help="Seconds of publishing per size.")] = 120,
+    faults: Annotated[int, typer.Option(min=0, help="Machines given an abrupt fault.")] = 24,
+    publishers: Annotated[
+        int | None, typer.Option(help="Publisher processes (default: one per 2,500 msg/s).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """The whole pipeline (ingest, roll-ups, scoring, alerts, API) under a live fleet in real time."""
+    from pathlib import Path
+
+    from forewarn.cli import _emit, _settings
+    from forewarn.commands.ingest import broker_url
+    from forewarn.storage.db import database_url
+    from tools.bench.fleet import run_fleet
+
+    settings = _settings()
+    try:
+        sizes = [int(x) for x in machines.split(",") if x.strip()]
+    except ValueError as exc:
+        raise typer.BadParameter(f"--machines wants integers separated by commas: {exc}") from None
+    if not sizes or min(sizes) < 1:
+        raise typer.BadParameter("--machines wants at least one positive size")
+    m = settings.models
+    with database_url(settings) as db_url, broker_url(settings) as mqtt_url:
+        result = run_fleet(
+            db_url,
+            mqtt_url,
+            sizes,
+            hz=hz,
+            duration_s=duration,
+            faults=faults,
+            publishers=publishers,
+            log_dir=Path(settings.state_dir) / "bench-fleet",
+            high=m.alert_high,
+            low=m.alert_low,
+            k=m.alert_k,
+            cadence_s=m.stream_cadence_s,
+        )
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    for f in result["fleets"]:
+        _emit({k: v for k, v in f.items() if not isinstance(v, dict | list)}, False,
+              f"Fleet of {f['machines']} machines")  # fmt: skip
+    typer.echo(f"largest sustained: {result['largest_sustained']}")
+
+
 def register(app: typer.Typer) -> None:
     """Mount the `bench` group with its subcommands."""
     bench_app.command("ingest")(bench_ingest)
@@ -196,4 +248,7 @@ def register(app: typer.Typer) -> None:
     bench_app.command("dashboard")(bench_dashboard_cmd)
     bench_app.command("timescale")(bench_timescale_cmd)
     bench_app.command("import")(bench_import_cmd)
+
+
+    bench_app.command("fleet")(bench_fleet)
     app.add_typer(bench_app, name="bench")

@@ -495,8 +495,13 @@ def raised_in_shift(conn: Connection, type_id: str, since: datetime, until: date
     return int(row[0]) if row else 0
 
 
-def new_champion_predictions(conn: Connection, *, per_machine: int = 500) -> list[dict[str, Any]]:
-    """Champion predictions newer than each machine's processed position, per machine in time order."""
+def new_champion_predictions(
+    conn: Connection, *, per_machine: int = 500, machine_ids: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Champion predictions newer than each machine's processed position, per machine in time order.
+
+    ``machine_ids`` limits it to one partition's machines (None: every machine).
+    """
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             "select p.machine_id, m.type_id, p.ts, p.model_version_id, p.failure_prob, p.rul_h,"
@@ -505,8 +510,9 @@ def new_champion_predictions(conn: Connection, *, per_machine: int = 500) -> lis
             " cross join lateral (select * from predictions p where p.machine_id = m.id"
             "   and p.role = 'champion' and p.ts > coalesce(s.last_ts, '-infinity')"
             "   order by p.ts limit %s) p"
+            " where %s::text[] is null or m.id = any(%s::text[])"
             " order by p.machine_id, p.ts",
-            (per_machine,),
+            (per_machine, machine_ids, machine_ids),
         )
         return cur.fetchall()
 

@@ -10,6 +10,7 @@ import logging
 import math
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 SYSTEM_ACTOR = "system"
 UNSPECIFIED_MODE = "unspecified"
 MIN_THRESHOLD_SAMPLES = 50
+SERVICE = "alerts"
 
 
 def _new_alert(p: dict[str, Any], now: datetime, version: int | None = None) -> store.NewAlert:
@@ -66,8 +68,18 @@ def _from_hours(h: float) -> datetime | None:
     return None if math.isinf(h) else datetime.fromtimestamp(h * 3600.0, UTC)
 
 
-def run_alerting_once(conn: psycopg.Connection, settings: Settings, now: datetime) -> int:
+def run_alerting_once(
+    conn: psycopg.Connection,
+    settings: Settings,
+    now: datetime,
+    *,
+    machines: Sequence[str] | None = None,
+    escalate: bool = True,
+) -> int:
     """Process every new champion prediction and escalate overdue alerts; returns alerts raised.
+
+    ``machines`` limits the pass to one partition's machines; ``escalate`` (and closing alerts the
+    machine has overtaken) is done by one worker, the holder of partition 0.
 
     Alerts are raised by :func:`models.policy.scan` under the live policy version (read at the
     start of every pass, so a promotion takes effect from the next pass) -- the same function the
@@ -77,8 +89,9 @@ def run_alerting_once(conn: psycopg.Connection, settings: Settings, now: datetim
     pols = current_policy(conn, settings)
     raised = 0
     with conn.transaction():
-        close_overtaken(conn, now)
-        preds = store.new_champion_predictions(conn)
+        if escalate:
+            close_overtaken(conn, now)
+        preds = store.new_champion_predictions(conn, machine_ids=machines)
         by_machine: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for p in preds:
             by_machine[p["machine_id"]].append(p)
@@ -172,7 +185,8 @@ def run_alerting_once(conn: psycopg.Connection, settings: Settings, now: datetim
             )
         store.flag_predictions(conn, flags)
         store.save_states(conn, new_states, now=now)
-        store.escalate_due(conn, now=now, after_s=settings.api.escalate_after_s)
+        if escalate:
+            store.escalate_due(conn, now=now, after_s=settings.api.escalate_after_s)
     return raised
 
 
@@ -270,17 +284,43 @@ def run_alerting_loop(
 ) -> None:
     """Run :func:`run_alerting_once` (and webhook and notification deliveries) every ``interval_s`` until ``stop`` is set.
 
-    A database outage is logged and retried with backoff; it never ends the loop.
+    Champion and streaming alerts, for the partitions this worker holds (`forewarn.scaleout`),
+    each partition in a transaction behind its lease fence; the holder of partition 0 also
+    escalates and sends webhooks. A database outage is logged and retried with backoff.
     """
     from forewarn.egress import EgressPolicy
     from forewarn.notify.delivery import notify_tick
+    from forewarn.partitions import split
     from forewarn.periodic import run_periodic
+    from forewarn.scaleout import LeaseKeeper
+    from forewarn.storage import leases
+    from forewarn.storage.stream import machines_by_type
     from forewarn.webhooks import deliver_pending
+    from models.runners.stream_alerting import initial_since, next_since, run_stream_alerting_once
+
+    m = settings.models
+    keeper = LeaseKeeper(SERVICE, m.partitions, m.lease_s)
+    since: dict[int, datetime] = {}
 
     def step(conn: psycopg.Connection) -> int:
+        held = keeper.tick(conn)
+        if not held:
+            since.clear()
+            return 0
         now = now_on(conn, settings.clock)
-        raised = run_alerting_once(conn, settings, now)
-        if webhook_client is not None:
+        parts = split([x for ids in machines_by_type(conn).values() for x in ids], m.partitions)
+        raised = 0
+        for p in held:
+            with conn.transaction():
+                if not leases.fence(conn, SERVICE, keeper.worker, p):
+                    since.pop(p, None)
+                    continue
+                raised += run_alerting_once(conn, settings, now, machines=parts[p], escalate=p == 0)
+                start = since.get(p) or initial_since(now)
+                n, newest = run_stream_alerting_once(conn, settings, now, parts[p], start)
+                raised += n
+            since[p] = next_since(start, newest)
+        if 0 in held and webhook_client is not None:
             deliver_pending(
                 conn, webhook_client, policy=EgressPolicy.from_settings(settings.webhooks)
             )
@@ -288,4 +328,7 @@ def run_alerting_loop(
             notify_tick(conn, settings.notify, webhook_client, now=now)
         return raised
 
-    run_periodic("alerts", url, step, stop=stop, interval_s=interval_s, health=health)
+    try:
+        run_periodic("alerts", url, step, stop=stop, interval_s=interval_s, health=health)
+    finally:
+        keeper.leave_url(url)

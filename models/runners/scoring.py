@@ -13,6 +13,8 @@ import logging
 import math
 import pickle
 import threading
+import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,6 +45,7 @@ class ScoringState:
     bundles: dict[int, ModelBundle] = field(default_factory=dict)
     online: dict[str, OnlineFailureModel] = field(default_factory=dict)
     drift_events: int = 0
+    hour_done: dict[str, datetime] = field(default_factory=dict)  # shard -> last hour scored
 
     def bundle(self, stored: StoredModel) -> ModelBundle:
         if stored.id not in self.bundles:
@@ -95,16 +98,32 @@ def _insert_predictions(conn: Connection, rows: list[tuple[Any, ...]]) -> int:
     return len(rows)
 
 
-def score_once(conn: Connection, settings: Settings, state: ScoringState) -> int:
-    """One scoring pass over every machine type; returns predictions written."""
+def score_once(
+    conn: Connection,
+    settings: Settings,
+    state: ScoringState,
+    *,
+    machines: Collection[str] | None = None,
+    shard: str = "",
+) -> int:
+    """One scoring pass over every machine type; returns predictions written.
+
+    ``machines`` limits the pass to a partition's machines; ``shard`` names that partition's own
+    online-model checkpoint (each partition learns its own online model).
+    """
     now = latest_reading_time(conn)
     if now is None:
         return 0
     # Completed hours only: an hour is scored once, when its last reading can have arrived.
     end = now.replace(minute=0, second=0, microsecond=0)
+    if machines is not None and state.hour_done.get(shard) == end:
+        return 0  # this partition's latest completed hour is already scored
     start = end - timedelta(hours=SCORING_LOOKBACK_H)
     written = 0
-    for t, ids in machine_types(conn):
+    for t, all_ids in machine_types(conn):
+        ids = all_ids if machines is None else [m for m in all_ids if m in machines]
+        if not ids:
+            continue
         sensors = [s.name for s in t.sensors]
         models = {r: load_alias(conn, model_name(t.id), r) for r in ROLES}
         hourly = hourly_from_db(conn, ids, sensors, start, end)
@@ -122,7 +141,10 @@ def score_once(conn: Connection, settings: Settings, state: ScoringState) -> int
                 written += _insert_predictions(
                     conn, _prediction_rows(preds, last, role, stored.id, sensors)
                 )
-            written += _score_online(conn, state, t.id, sensors, ids, hourly, settings, start, end)
+            written += _score_online(
+                conn, state, t.id, sensors, ids, hourly, settings, start, end, shard
+            )
+    state.hour_done[shard] = end
     return written
 
 
@@ -141,24 +163,30 @@ def _unscored(conn: Connection, hourly: pd.DataFrame) -> pd.DataFrame:
 # --- online model ---------------------------------------------------------------------------
 
 
-def _checkpoint_name(type_id: str) -> str:
-    return f"online-{type_id}"
+def _checkpoint_name(type_id: str, shard: str = "") -> str:
+    return f"online-{type_id}{shard}"
 
 
 def _load_online(
-    conn: Connection, state: ScoringState, type_id: str, sensors: list[str], horizon_h: float
+    conn: Connection,
+    state: ScoringState,
+    type_id: str,
+    sensors: list[str],
+    horizon_h: float,
+    shard: str = "",
 ) -> tuple[OnlineFailureModel, float]:
     """The online model and the last hour it has seen (from its database checkpoint)."""
     row = conn.execute(
         "select state, position from model_checkpoints where name = %s",
-        (_checkpoint_name(type_id),),
+        (_checkpoint_name(type_id, shard),),
     ).fetchone()
-    if type_id in state.online and row is not None:
-        return state.online[type_id], float(row[1].get("t_h", -math.inf))
+    key = type_id + shard
+    if key in state.online and row is not None:
+        return state.online[key], float(row[1].get("t_h", -math.inf))
     if row is not None:
         try:
             model = OnlineFailureModel.load(bytes(row[0]))
-            state.online[type_id] = model
+            state.online[key] = model
             return model, float(row[1].get("t_h", -math.inf))
         except (ValueError, pickle.UnpicklingError, AttributeError) as exc:
             log.warning("online checkpoint for %s unusable (%s); starting fresh", type_id, exc)
@@ -168,7 +196,7 @@ def _load_online(
         bundle = state.bundle(champion)
         spec, normalizer = bundle.spec, bundle.normalizer
     model = OnlineFailureModel(spec, normalizer, horizon=horizon_h)
-    state.online[type_id] = model
+    state.online[key] = model
     return model, -math.inf
 
 
@@ -182,8 +210,9 @@ def _score_online(
     settings: Settings,
     start: datetime,
     end: datetime,
+    shard: str = "",
 ) -> int:
-    model, seen_h = _load_online(conn, state, type_id, sensors, settings.models.horizon_h)
+    model, seen_h = _load_online(conn, state, type_id, sensors, settings.models.horizon_h, shard)
     new = hourly[hourly[TIME_COL] > seen_h].sort_values([TIME_COL, "machine_id"], kind="stable")
     if new.empty:
         return 0
@@ -225,7 +254,7 @@ def _score_online(
         " on conflict (name) do update set state = excluded.state, position = excluded.position,"
         " updated_at = now()",
         (
-            _checkpoint_name(type_id),
+            _checkpoint_name(type_id, shard),
             model.save(),
             Jsonb({"t_h": float(new[TIME_COL].max()), **model.summary()}),
         ),
@@ -247,15 +276,51 @@ def _score_online(
 def run_scoring_loop(
     settings: Settings, url: str, *, stop: threading.Event, health: LoopHealth | None = None
 ) -> None:
-    """Score every ``settings.models.score_cadence_s`` until ``stop``; a DB outage is retried."""
-    from forewarn.periodic import run_periodic
+    """Score until ``stop``: the stream every ``stream_cadence_s``, completed hours as they complete.
 
+    The worker shares the fleet with the other `forewarn score` workers through partition leases
+    (`forewarn.scaleout`); each partition's work runs behind the lease fence. A DB outage is retried.
+    """
+    from forewarn.clock import wall_now
+    from forewarn.partitions import split
+    from forewarn.periodic import run_periodic
+    from forewarn.scaleout import LeaseKeeper
+    from forewarn.storage import leases
+    from forewarn.storage.assets import load_registry
+    from models.runners.stream_scoring import SERVICE, StreamScorer, stream_since
+
+    m = settings.models
+    keeper = LeaseKeeper(SERVICE, m.partitions, m.lease_s)
+    scorer = StreamScorer(keeper.worker, m.partitions, m.alert_low)
     state = ScoringState()
-    run_periodic(
-        "scoring",
-        url,
-        lambda conn: score_once(conn, settings, state),
-        stop=stop,
-        interval_s=settings.models.score_cadence_s,
-        health=health,
-    )
+    last_hourly = [0.0]
+
+    def step(conn: Connection) -> int:
+        held = keeper.tick(conn)
+        if not held:
+            return 0
+        reg = load_registry(conn)
+        types = {t.id: t for t in reg.types if t.sensors}
+        by_type = {
+            t: split([x.id for x in reg.machines if x.type_id == t], m.partitions) for t in types
+        }
+        since = stream_since(conn)
+        written = 0
+        if since is not None:
+            started = wall_now()
+            for p in held:
+                part = {t: parts[p] for t, parts in by_type.items() if parts[p]}
+                written += scorer.run_partition(conn, p, part, types, since, started).written
+        if time.monotonic() - last_hourly[0] >= m.score_cadence_s:
+            last_hourly[0] = time.monotonic()
+            for p in held:
+                ids = {x for parts in by_type.values() for x in parts[p]}
+                with conn.transaction():
+                    if leases.fence(conn, SERVICE, keeper.worker, p):
+                        written += score_once(conn, settings, state, machines=ids, shard=f"-p{p}")
+        return written
+
+    try:
+        run_periodic("scoring", url, step, stop=stop, interval_s=m.stream_cadence_s, health=health)
+    finally:
+        keeper.leave_url(url)

@@ -1,0 +1,118 @@
+"""Streaming alerts: the alert policy over the streaming scores (role ``stream`` predictions).
+
+The same `models.policy` hysteresis and de-duplication as the champion path, with the fixed
+thresholds of the settings (the cost-optimal per-type thresholds are fitted to the champion's
+probability, not to this score). Each machine's position and hysteresis live in
+``alert_stream_state``, written in the same transaction as the alerts they caused. While the fault
+persists nothing is rewritten (the score repeats every second; an alert update each time would
+flood `/v1/alerts/changes`); a score below the low threshold dismisses the open anomaly alert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from forewarn.settings import Settings
+from forewarn.storage import alerts as store
+from forewarn.storage import stream as stream_store
+from models import policy
+
+MODE = "anomaly"
+SYSTEM_ACTOR = "system"
+SINCE_MARGIN = timedelta(minutes=2)  # a partition's predictions committed this late still count
+
+
+def _alert(p: dict[str, Any], now: datetime) -> store.NewAlert:
+    sev: policy.Severity = "critical" if p["failure_prob"] >= 0.99 else "high"
+    sensors = ", ".join(p["contributions"] or {}) or "a sensor"
+    return store.NewAlert(
+        machine_id=p["machine_id"],
+        mode=MODE,
+        severity=sev,
+        failure_prob=p["failure_prob"],
+        ttf_h=None,
+        ttf_low_h=None,
+        ttf_high_h=None,
+        contributions=p["contributions"],
+        model_version_id=None,
+        inputs_age_s=(now - p["ts"]).total_seconds(),
+        recommended_action=f"Inspect now: abrupt change in {sensors} "
+        f"({p['anomaly']:.1f} standard deviations from this machine's normal).",
+    )
+
+
+def run_stream_alerting_once(
+    conn: psycopg.Connection,
+    settings: Settings,
+    now: datetime,
+    machines: Sequence[str],
+    since: datetime,
+) -> tuple[int, datetime | None]:
+    """Apply the policy to new streaming scores of ``machines`` with ts > ``since``.
+
+    Returns (alerts raised, newest ts seen). Runs inside the caller's (fenced) transaction.
+    """
+    m = settings.models
+    th = policy.Thresholds(high=m.alert_high, low=m.alert_low, k=m.alert_k)
+    preds = stream_store.new_stream_predictions(conn, machines, since)
+    if not preds:
+        return 0, None
+    ids = sorted({p["machine_id"] for p in preds})
+    states = stream_store.load_stream_states(conn, ids)
+    open_ = {k: v for k, v in store.open_alerts(conn, ids).items() if k[1] == MODE}
+    raised, saved = 0, []
+    newest: datetime | None = None
+    current: dict[str, tuple[policy.HysteresisState, datetime | None]] = {
+        mid: (policy.HysteresisState(n, a), ts) for mid, (n, a, ts) in states.items()
+    }
+    for p in preds:
+        mid = p["machine_id"]
+        newest = p["ts"] if newest is None or p["ts"] > newest else newest
+        state, last = current.get(mid, (policy.HysteresisState(), None))
+        if last is not None and p["ts"] <= last:
+            continue  # already applied
+        quality = policy.data_quality(
+            prob=p["failure_prob"],
+            ttf_h=None,
+            ts=p["ts"],
+            now=now,
+            stale_after_s=m.stale_after_s,
+            scorer_flag=p["data_quality"],
+        )
+        if quality == "ok":
+            state, decision = policy.step(state, p["failure_prob"], th)
+            key = (mid, MODE)
+            if decision == "raise" and policy.plan_raise(open_, *key).action == "insert":
+                row = store.insert_alert(conn, _alert(p, now), actor=SYSTEM_ACTOR, now=now)
+                open_[key] = int(row["id"])
+                raised += 1
+            elif decision == "clear" and key in open_:
+                alert = store.get_alert(conn, open_[key])
+                if alert is not None and alert["status"] == "open":
+                    store.transition(
+                        conn,
+                        open_.pop(key),
+                        "dismissed",
+                        actor=SYSTEM_ACTOR,
+                        reason=f"cleared: streaming score {p['failure_prob']:.3f} < {th.low}",
+                        now=now,
+                    )
+        current[mid] = (state, p["ts"])
+    for mid, (state, last) in current.items():
+        if last is not None and mid in ids:
+            saved.append((mid, state.consecutive_high, state.active, last))
+    stream_store.save_stream_states(conn, saved, now=now)
+    return raised, newest
+
+
+def initial_since(now: datetime) -> datetime:
+    """Where a new worker starts reading streaming scores (their ts is plant time)."""
+    return now - timedelta(minutes=10)
+
+
+def next_since(since: datetime, newest: datetime | None) -> datetime:
+    return since if newest is None else max(since, newest - SINCE_MARGIN)

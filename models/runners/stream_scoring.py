@@ -1,0 +1,180 @@
+"""Streaming scorer runner: each pass scores every new reading of the partitions this worker holds.
+
+Per partition, one transaction: fence the lease, check the checkpoint version (reload the
+baselines if another worker wrote since), read the readings newer than each machine's last scored
+seq, score them in rounds (`models.stream`), write the predictions that can change the alert
+policy's decision, log the pass, save the checkpoint. A worker killed mid-pass leaves nothing
+behind; the next holder continues from the last committed checkpoint, so every reading is scored
+exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import orjson
+from psycopg import Connection
+
+from forewarn.assets import MachineType
+from forewarn.clock import wall_now
+from forewarn.storage import leases
+from forewarn.storage import stream as store
+from forewarn.storage.readings import latest_reading_time
+from models.stream import (
+    STATE_VERSION,
+    StreamConfig,
+    TypeBaselines,
+    policy_relevant,
+    score_and_learn,
+)
+
+log = logging.getLogger(__name__)
+
+SERVICE = "scoring"
+LOOKBACK = timedelta(minutes=10)  # the stream never looks further back (plant time)
+
+
+@dataclass
+class PartitionState:
+    """What a partition's checkpoint holds."""
+
+    baselines: dict[str, TypeBaselines] = field(default_factory=dict)
+    last_seq: dict[str, int] = field(default_factory=dict)
+    last_ts: dict[str, datetime] = field(default_factory=dict)
+    low_seen: dict[str, bool] = field(default_factory=dict)
+
+    def dumps(self) -> bytes:
+        return pickle.dumps({"version": STATE_VERSION, "state": self})
+
+    @classmethod
+    def loads(cls, data: bytes) -> PartitionState:
+        d = pickle.loads(data)  # noqa: S301 - our own checkpoints only
+        if d.get("version") != STATE_VERSION or not isinstance(d["state"], cls):
+            raise ValueError("not a stream checkpoint of this version")
+        return d["state"]  # type: ignore[no-any-return]
+
+
+@dataclass
+class PassResult:
+    readings: int = 0
+    written: int = 0
+    machines: int = 0
+
+
+@dataclass
+class StreamScorer:
+    worker: str
+    partitions: int
+    low: float
+    cfg: StreamConfig = StreamConfig()
+    states: dict[int, tuple[int, PartitionState]] = field(default_factory=dict)
+
+    def run_partition(
+        self,
+        conn: Connection,
+        partition: int,
+        machines: dict[str, list[str]],
+        types: dict[str, MachineType],
+        since: datetime,
+        started_at: datetime | None = None,
+    ) -> PassResult:
+        """Score the partition's new readings (``machines``: type -> ids in this partition).
+
+        ``since`` bounds the look-back in plant time (see :func:`stream_since`); ``started_at``
+        (wall clock) names the pass over all held partitions this belongs to in the pass log.
+        """
+        started_at = started_at or wall_now()
+        with conn.transaction():
+            if not leases.fence(conn, SERVICE, self.worker, partition):
+                self.states.pop(partition, None)
+                return PassResult()
+            version = store.checkpoint_version(conn, partition)
+            state = self._state(conn, partition, version)
+            ids = [m for ms in machines.values() for m in ms]
+            rows = store.new_readings(conn, {m: state.last_seq.get(m, -1) for m in ids}, since)
+            res = PassResult(readings=len(rows))
+            if rows:
+                type_of = {m: t for t, ms in machines.items() for m in ms}
+                preds = []
+                for t, chunk in _by_type(rows, type_of).items():
+                    preds += self._score_type(state, types[t], chunk)
+                res.written = store.insert_stream_predictions(conn, preds)
+                first: dict[str, int] = {}
+                for m, seq, ts, _, _ in rows:
+                    first.setdefault(m, seq)
+                    state.last_seq[m], state.last_ts[m] = seq, ts
+                res.machines = len(first)
+                store.log_pass(
+                    conn,
+                    service=SERVICE,
+                    worker=self.worker,
+                    partition=partition,
+                    started_at=started_at,
+                    machines=list(first),
+                    first_seq=list(first.values()),
+                    last_seq=[state.last_seq[m] for m in first],
+                    readings=len(rows),
+                )
+                new_version = (version or 0) + 1
+                store.save_checkpoint(conn, partition, self.partitions, new_version, state.dumps())
+                self.states[partition] = (new_version, state)
+        return res
+
+    def _state(self, conn: Connection, partition: int, version: int | None) -> PartitionState:
+        held = self.states.get(partition)
+        if held is not None and held[0] == version:
+            return held[1]
+        state = PartitionState()
+        saved = store.load_checkpoint(conn, partition) if version is not None else None
+        if saved is not None and saved[0] == self.partitions:
+            try:
+                state = PartitionState.loads(saved[2])
+            except (ValueError, pickle.UnpicklingError, AttributeError) as exc:
+                log.warning("stream checkpoint %d unusable (%s); starting fresh", partition, exc)
+        self.states[partition] = (version or 0, state)
+        return state
+
+    def _score_type(
+        self, state: PartitionState, t: MachineType, rows: list[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        sensors = tuple(s.name for s in t.sensors)
+        b = state.baselines.get(t.id)
+        if b is None or b.sensors != sensors:
+            ranges = np.array([s.max - s.min for s in t.sensors], dtype=float)
+            b = state.baselines[t.id] = TypeBaselines(sensors, ranges)
+        x = np.full((len(rows), len(sensors)), np.nan)
+        col = {s: i for i, s in enumerate(sensors)}
+        for i, r in enumerate(rows):
+            for k, v in orjson.loads(r[4]).items():
+                j = col.get(k)
+                if j is not None and v is not None:
+                    x[i, j] = v
+        machines = [r[0] for r in rows]
+        regimes = [int(r[3] or 0) for r in rows]
+        sc = score_and_learn(b, machines, regimes, x, self.cfg)
+        keep = policy_relevant(machines, sc.prob, sc.quality == "ok", self.low, state.low_seen)
+        out = []
+        for i in (int(k) for k in np.flatnonzero(keep)):
+            contrib = {sensors[j]: round(float(sc.zs[i, j]), 3) for j in sc.top[i]}
+            out.append((machines[i], rows[i][2], float(sc.prob[i]), float(sc.z[i]), contrib))
+        return out
+
+
+def stream_since(conn: Connection) -> datetime | None:
+    """The oldest reading time a pass looks at: LOOKBACK before the newest reading (None: no data)."""
+    newest = latest_reading_time(conn)
+    return None if newest is None else newest - LOOKBACK
+
+
+def _by_type(
+    rows: list[tuple[Any, ...]], type_of: dict[str, str]
+) -> dict[str, list[tuple[Any, ...]]]:
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for r in rows:
+        out.setdefault(type_of[r[0]], []).append(r)
+    return out

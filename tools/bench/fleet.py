@@ -1,0 +1,573 @@
+"""`forewarn bench fleet`: the whole pipeline under a live fleet, one size after another.
+
+For each fleet size a fresh schema is migrated and the real services run as `forewarn` processes
+(ingest, roll-up maintenance, scoring, alerts, API), exactly as a deployment runs them. Lean
+publisher processes play the fleet in real time: every machine publishes ``hz`` readings a second
+(QoS 1, the contract's own encoder, event time = publish time, so the plant clock is the wall
+clock), spread evenly over each second. At least ``faults`` machines get an abrupt fault (one
+sensor jumps by a quarter of its range) at times spread over the run.
+
+Measured (all from the database, the API or the OS, never from the services' own claims):
+
+- ``lag_p50_s``/``lag_p99_s``: ``received_at - ts`` of every stored reading (``received_at`` is
+  the ingest transaction's start, a few ms before its commit);
+- ``scoring_pass_s``: p99 of the streaming scorer's pass over all machines (``score_passes``);
+  ``scoring_delay_p99_s``: stored -> scored, per reading;
+- ``alert_latency_p50_s``/``p99``: the publish of the reading that completes the alert policy's
+  condition (``models.policy.step`` replayed over the machine's streaming scores: the k-th
+  consecutive high score) -> the alert first seen on ``/v1/alerts/changes`` (polled every 0.2 s);
+  ``fault_to_alert_p50_s``/``p99``: the same from the fault's first reading;
+- ``lost``: published minus stored (distinct (machine, seq));
+- ``cpu_s_per_1k_msgs`` and ``rss_mb`` per service (psutil, the process and its children);
+- ``db_bytes_per_machine_day``: growth of the schema's tables and indexes per machine and day.
+
+``sustained``: nothing lost, the backlog drained within ``DRAIN_S`` of the end, lag not growing
+(p99 of the last quarter at most 1.5x that of the second quarter plus 0.5 s), and the scorer kept
+its cadence (p99 pass within the cadence, every stored reading scored).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import psutil
+import psycopg
+
+from forewarn.assets import AssetRegistry
+from forewarn.contract import Telemetry, encode, topic_for
+from forewarn.factory import load_factory
+from forewarn.storage.assets import upsert_registry
+from forewarn.storage.keys import create_key
+from forewarn.storage.schemas import temporary_schema
+from forewarn.supervisor import Supervisor, forewarn_command
+from models import policy
+
+log = logging.getLogger(__name__)
+
+WARMUP_S = 40.0  # the streaming baselines need 30 readings before they score
+DRAIN_S = 20.0
+POLL_S = 0.2
+SLICES_PER_S = 10  # each second's readings are published in this many evenly spaced slices
+FAULT_SHARE = 0.25  # a fault moves one sensor by this share of its physical range
+SERVICES = ("ingest", "maintain", "score", "alerts", "api")
+
+
+@dataclass(frozen=True)
+class Plan:
+    machines: list[tuple[str, str, list[tuple[str, float, float]]]]  # id, site, sensors (n, lo, hi)
+    faults: dict[str, float]  # machine -> seconds after start
+
+
+def plan_fleet(n: int, faults: int, duration_s: float, seed: int = 7) -> tuple[AssetRegistry, Plan]:
+    """The factory's machine mix scaled to ``n`` machines, and when which machine faults."""
+    reg = load_factory(None, machines=n).registry()
+    types = {t.id: t for t in reg.types}
+    machines = [
+        (m.id, m.site_id, [(s.name, s.min, s.max) for s in types[m.type_id].sensors])
+        for m in reg.machines
+    ]
+    rng = np.random.default_rng(seed)
+    k = min(max(faults, 0), len(machines))
+    chosen = rng.choice(len(machines), size=k, replace=False)
+    span = max(duration_s - WARMUP_S - 15.0, 1.0)
+    at = WARMUP_S + np.sort(rng.uniform(0, span, size=k))
+    return reg, Plan(machines, {machines[i][0]: float(t) for i, t in zip(chosen, at, strict=True)})
+
+
+def _publisher(
+    url: str,
+    root: str,
+    plan: Plan,
+    hz: float,
+    duration_s: float,
+    start_at: float,
+    seed: int,
+    out: Any,
+) -> None:
+    """One publisher process: its machines, ``hz`` readings each a second, until ``duration_s``."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from ingest.service import broker_address
+
+    host, port, _tls, _v5 = broker_address(url)
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"fleet-pub-{uuid.uuid4().hex[:8]}")
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(0)
+    c.connect(host, port, 60)
+    c.loop_start()
+    rng = np.random.default_rng(seed)
+    base = [
+        [
+            (name, lo + rng.uniform(0.3, 0.6) * (hi - lo), 0.004 * (hi - lo), hi - lo)
+            for name, lo, hi in sensors
+        ]  # fmt: skip
+        for _, _, sensors in plan.machines
+    ]
+    topics = [topic_for(site, m, "telemetry", root) for m, site, _ in plan.machines]
+    n = len(plan.machines)
+    sent, seq, fault_pub = 0, 0, []
+    period = 1.0 / hz
+    slices = max(1, min(SLICES_PER_S, n))
+    bounds = np.linspace(0, n, slices + 1).astype(int)
+    while time.time() < start_at:
+        time.sleep(0.001)
+    t_end = start_at + duration_s
+    tick = 0
+    while True:
+        t_tick = start_at + tick * period
+        if t_tick >= t_end:
+            break
+        seq += 1
+        for s in range(slices):
+            t_slice = t_tick + s * period / slices
+            delay = t_slice - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            for i in range(bounds[s], bounds[s + 1]):
+                m = plan.machines[i][0]
+                now = time.time()
+                values: dict[str, float | None] = {
+                    name: round(mu + sd * rng.standard_normal(), 3) for name, mu, sd, _ in base[i]
+                }
+                fault = plan.faults.get(m)
+                if fault is not None and now - start_at >= fault:
+                    name, mu, _, rng_w = base[i][0]
+                    values[name] = round(mu + FAULT_SHARE * rng_w, 3)
+                    fault_pub.append((m, seq, now))
+                msg = Telemetry("", m, datetime.fromtimestamp(now, UTC), seq, values)
+                c.publish(topics[i], encode(msg), qos=1)
+                sent += 1
+        tick += 1
+    deadline = time.time() + 60
+    while c.want_write() and time.time() < deadline:  # wait for outstanding PUBACKs to drain
+        time.sleep(0.05)
+    time.sleep(0.5)
+    c.loop_stop()
+    c.disconnect()
+    cpu = psutil.Process().cpu_times()
+    out.put({"sent": sent, "fault_pub": fault_pub, "cpu_s": cpu.user + cpu.system})
+
+
+class _Sampler(threading.Thread):
+    """Peak RSS of each service (with its children) once a second."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.pids, self.peak = pids, dict.fromkeys(pids, 0.0)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):
+            for name, pid in self.pids.items():
+                self.peak[name] = max(self.peak[name], _tree(pid)[1])
+
+
+def _tree(pid: int) -> tuple[float, float]:
+    """(CPU seconds, RSS MiB) of a process and its children (0 when gone)."""
+    try:
+        p = psutil.Process(pid)
+        procs = [p, *p.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0, 0.0
+    cpu = rss = 0.0
+    for q in procs:
+        try:
+            t = q.cpu_times()
+            cpu += t.user + t.system
+            rss += q.memory_info().rss / 2**20
+        except psutil.NoSuchProcess:
+            continue
+    return cpu, rss
+
+
+class _Poller(threading.Thread):
+    """Polls /v1/alerts/changes like a maintenance system; remembers when each alert first showed."""
+
+    def __init__(self, base_url: str, key: str) -> None:
+        super().__init__(daemon=True)
+        self.client = httpx.Client(base_url=base_url, headers={"X-API-Key": key}, timeout=10)
+        self.first_seen: dict[tuple[str, str], float] = {}
+        self.errors = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        cursor = 0
+        while not self.stop.wait(POLL_S):
+            try:
+                r = self.client.get("/v1/alerts/changes", params={"cursor": cursor, "limit": 1000})
+                r.raise_for_status()
+            except httpx.HTTPError:
+                self.errors += 1
+                continue
+            seen = time.time()
+            body = r.json()
+            for a in body["alerts"]:
+                self.first_seen.setdefault((a["machine_id"], a["mode"]), seen)
+            cursor = body["next_cursor"]
+
+
+def _wait(cond: Any, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pct(xs: list[float] | np.ndarray, q: float) -> float | None:
+    return None if len(xs) == 0 else round(float(np.percentile(np.asarray(xs), q)), 3)
+
+
+def run_size(
+    server_url: str,
+    mqtt_url: str,
+    machines: int,
+    *,
+    hz: float,
+    duration_s: float,
+    faults: int,
+    publishers: int,
+    log_dir: Path,
+    high: float,
+    low: float,
+    k: int,
+    cadence_s: float,
+) -> dict[str, Any]:
+    """One fleet size on a fresh schema; returns its figures."""
+    reg, plan = plan_fleet(machines, faults, duration_s)
+    root = f"fleet-{uuid.uuid4().hex[:8]}"
+    api_port, metrics_port = _free_port(), _free_port()
+    with ExitStack() as stack:
+        url = stack.enter_context(temporary_schema(server_url, "fleet"))
+        with psycopg.connect(url, autocommit=True) as conn:
+            upsert_registry(conn, reg)
+            key = create_key(conn, "fleet-bench", "maintenance")
+        env = {
+            "FOREWARN_DB__URL": url,
+            "FOREWARN_MQTT__URL": mqtt_url,
+            "FOREWARN_MQTT__TOPIC_ROOT": root,
+            "FOREWARN_MQTT__CLIENT_ID": f"{root}-ingest",
+            "FOREWARN_INGEST__METRICS_PORT": str(metrics_port),
+            "FOREWARN_API__PORT": str(api_port),
+            "FOREWARN_API__RATE_LIMIT_PER_MIN": "1000000",
+            "FOREWARN_MODELS__ALERT_HIGH": str(high),
+            "FOREWARN_MODELS__ALERT_LOW": str(low),
+            "FOREWARN_MODELS__ALERT_K": str(k),
+            "FOREWARN_MODELS__STREAM_CADENCE_S": str(cadence_s),
+            "FOREWARN_LOG_LEVEL": "WARNING",
+        }
+        sup = Supervisor(env, log_dir / f"fleet-{machines}")
+        stack.callback(sup.stop_all)
+        children = {
+            "ingest": sup.start("ingest", forewarn_command("ingest")),
+            "maintain": sup.start("maintain", forewarn_command("maintain", "--every", "10")),
+            "score": sup.start("score", forewarn_command("score", "--loop")),
+            "alerts": sup.start("alerts", forewarn_command("alerts", "run", "--interval", "0.5")),
+            "api": sup.start("api", forewarn_command("api")),
+        }
+        ok = _wait(lambda: _ready(f"http://127.0.0.1:{metrics_port}/readyz"), 120) and _wait(
+            lambda: _ready(f"http://127.0.0.1:{api_port}/v1/health"), 120
+        )
+        if not ok:
+            raise RuntimeError(f"services did not become ready; logs in {sup.log_dir}")
+        pids = {name: c.proc.pid for name, c in children.items()}
+        cpu0 = {name: _tree(pid)[0] for name, pid in pids.items()}
+        sampler = _Sampler(pids)
+        sampler.start()
+        poller = _Poller(f"http://127.0.0.1:{api_port}", key)
+        poller.start()
+        with psycopg.connect(url, autocommit=True) as conn:
+            bytes0 = _schema_bytes(conn)
+        # publishers: each a share of the machines, all starting on the same second
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        start_at = time.time() + 3.0
+        procs = []
+        for i in range(publishers):
+            part = Plan(
+                plan.machines[i::publishers],
+                {
+                    m: t
+                    for m, t in plan.faults.items()
+                    if m in {x[0] for x in plan.machines[i::publishers]}
+                },
+            )
+            p = ctx.Process(
+                target=_publisher,
+                args=(mqtt_url, root, part, hz, duration_s, start_at, 100 + i, queue),
+            )
+            p.start()
+            procs.append(p)
+        results = [queue.get(timeout=duration_s + 300) for _ in procs]
+        for p in procs:
+            p.join(timeout=30)
+        published_end = time.time()
+        sent = sum(r["sent"] for r in results)
+        fault_pub = [x for r in results for x in r["fault_pub"]]
+        with psycopg.connect(url, autocommit=True) as conn:
+            drained = _wait(lambda: _count(conn) >= sent, DRAIN_S)
+            drain_s = time.time() - published_end
+            _wait(lambda: len(poller.first_seen) >= len(plan.faults), 15)
+            poller.stop.set()
+            sampler.stop.set()
+            cpu = {name: _tree(pid)[0] - cpu0[name] for name, pid in pids.items()}
+            figures = _figures(conn, start_at, duration_s, cadence_s)
+            alert = _alert_latency(conn, plan, fault_pub, poller.first_seen, high, low, k)
+            bytes1 = _schema_bytes(conn)
+            storage = _storage(conn, hz)
+    stored = figures.pop("stored")
+    cpu["publisher"] = sum(r["cpu_s"] for r in results)
+    per_1k = {n: round(1000 * c / max(stored, 1), 3) for n, c in cpu.items()}
+    machine_days = machines * duration_s / 86400.0
+    lag_ok = (
+        figures["lag_last_quarter_p99_s"] is not None
+        and figures["lag_last_quarter_p99_s"]
+        <= 1.5 * (figures["lag_second_quarter_p99_s"] or 0) + 0.5
+    )
+    scoring_ok = (
+        figures["scoring_pass_s"] is not None
+        and figures["scoring_pass_s"] <= figures["cadence_s"]
+        and figures["unscored"] == 0
+    )
+    lost = sent - stored
+    return {
+        "machines": machines,
+        "hz": hz,
+        "duration_s": duration_s,
+        "publishers": publishers,
+        "offered_msgs_per_s": round(sent / duration_s, 1),
+        "stored_msgs_per_s": figures.pop("stored_msgs_per_s"),
+        "published": sent,
+        "stored": stored,
+        "lost": lost,
+        **figures,
+        **alert,
+        "api_poll_errors": poller.errors,
+        "drained": drained,
+        "drain_s": round(drain_s, 2),
+        "cpu_s_per_1k_msgs": per_1k,
+        "rss_mb": {n: round(v, 1) for n, v in sampler.peak.items()},
+        "db_bytes_per_machine_day": round((bytes1 - bytes0) / machine_days),
+        "storage": storage,
+        "lag_bounded": lag_ok,
+        "scored_within_cadence": scoring_ok,
+        "sustained": bool(lost == 0 and drained and lag_ok and scoring_ok),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _count(conn: psycopg.Connection) -> int:
+    row = conn.execute("select count(*) from readings").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _schema_bytes(conn: psycopg.Connection) -> int:
+    row = conn.execute(
+        "select coalesce(sum(pg_total_relation_size(c.oid)), 0) from pg_class c"
+        " where c.relnamespace = current_schema()::regnamespace and c.relkind in ('r', 'm')"
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _storage(conn: psycopg.Connection, hz: float) -> dict[str, Any]:
+    """Bytes per reading: where they go, and what a typed float4[] would take instead of jsonb."""
+    conn.execute("vacuum analyze readings")
+    row = conn.execute(
+        "select count(*), pg_relation_size('readings'), pg_indexes_size('readings'),"
+        " pg_total_relation_size('readings') from readings"
+    ).fetchone()
+    assert row is not None
+    n, heap, idx, total = (int(x) for x in row)
+    sizes = conn.execute(
+        "select avg(pg_column_size(values)), avg(pg_column_size(array(select v::float4"
+        " from jsonb_each_text(values) as e(k, v) order by k)))"
+        " from (select values from readings limit 20000) s"
+    ).fetchone()
+    assert sizes is not None
+    per_reading = total / max(n, 1)
+    return {
+        "readings_bytes_per_row": round(per_reading, 1),
+        "readings_heap_bytes_per_row": round(heap / max(n, 1), 1),
+        "readings_index_bytes_per_row": round(idx / max(n, 1), 1),
+        "values_jsonb_bytes": round(float(sizes[0] or 0), 1),
+        "values_float4_array_bytes": round(float(sizes[1] or 0), 1),
+        "readings_gb_per_1000_machines_month": round(per_reading * hz * 86400 * 30 * 1000 / 1e9, 1),
+    }
+
+
+def _figures(
+    conn: psycopg.Connection, start_at: float, duration_s: float, cadence_s: float
+) -> dict[str, Any]:
+    """Lag, throughput and scoring figures from the database."""
+    rows = conn.execute(
+        "select extract(epoch from ts), extract(epoch from received_at) from readings"
+    ).fetchall()
+    ts = np.array([float(r[0]) for r in rows])
+    rec = np.array([float(r[1]) for r in rows])
+    lag = rec - ts
+    q = duration_s / 4
+    rel = ts - start_at
+    window = (rel >= 0) & (rel < duration_s)
+    span = float(rec.max() - rec.min()) if len(rec) else 0.0
+    passes = conn.execute(
+        "select worker, started_at, max(finished_at), sum(readings)"
+        " from score_passes group by worker, started_at order by started_at"
+    ).fetchall()
+    pass_s = [(r[2] - r[1]).total_seconds() for r in passes]
+    delays = conn.execute(
+        "select extract(epoch from p.finished_at - r.received_at)"
+        " from score_passes p, unnest(p.machines, p.first_seq, p.last_seq) as u(m, f, l)"
+        " join readings r on r.machine_id = u.m and r.seq = u.l"
+    ).fetchall()
+    unscored = conn.execute(
+        "with s as (select u.m, max(u.l) as l from score_passes p,"
+        " unnest(p.machines, p.last_seq) as u(m, l) group by u.m)"
+        " select count(*) from readings r left join s on s.m = r.machine_id"
+        " where r.seq > coalesce(s.l, -1)"
+    ).fetchone()
+
+    return {
+        "stored": len(ts),
+        "stored_msgs_per_s": round(len(ts) / span, 1) if span else None,
+        "lag_p50_s": _pct(lag, 50),
+        "lag_p99_s": _pct(lag, 99),
+        "lag_max_s": round(float(lag.max()), 3) if len(lag) else None,
+        "lag_second_quarter_p99_s": _pct(lag[window & (rel >= q) & (rel < 2 * q)], 99),
+        "lag_last_quarter_p99_s": _pct(lag[window & (rel >= 3 * q)], 99),
+        "scoring_pass_s": _pct(pass_s, 99),
+        "scoring_pass_p50_s": _pct(pass_s, 50),
+        "scoring_passes": len(pass_s),
+        "scoring_delay_p99_s": _pct([float(d[0]) for d in delays], 99),
+        "unscored": int(unscored[0]) if unscored else None,
+        "cadence_s": cadence_s,
+    }
+
+
+def _alert_latency(
+    conn: psycopg.Connection,
+    plan: Plan,
+    fault_pub: list[tuple[str, int, float]],
+    first_seen: dict[tuple[str, str], float],
+    high: float,
+    low: float,
+    k: int,
+) -> dict[str, Any]:
+    """Per injected fault: completing reading's publish -> alert on the API (see the docstring)."""
+    th = policy.Thresholds(high=high, low=low, k=k)
+    pub = {(m, s): t for m, s, t in fault_pub}
+    onset: dict[str, float] = {}
+    for m, _, t in sorted(fault_pub, key=lambda x: x[2]):
+        onset.setdefault(m, t)
+    latency, from_fault, missed = [], [], []
+    for m in plan.faults:
+        seen = first_seen.get((m, "anomaly"))
+        if seen is None or m not in onset:
+            missed.append(m)
+            continue
+        rows = conn.execute(
+            "select p.failure_prob, r.seq from predictions p join readings r"
+            " on r.machine_id = p.machine_id and r.ts = p.ts"
+            " where p.machine_id = %s and p.role = 'stream' order by p.ts",
+            (m,),
+        ).fetchall()
+        state, completing = policy.HysteresisState(), None
+        for prob, seq in rows:
+            state, d = policy.step(state, float(prob), th)
+            if d == "raise":
+                completing = int(seq)
+                break
+        if completing is None or (m, completing) not in pub:
+            missed.append(m)
+            continue
+        latency.append(seen - pub[(m, completing)])
+        from_fault.append(seen - onset[m])
+    return {
+        "faults": len(plan.faults),
+        "faults_alerted": len(latency),
+        "faults_missed": missed,
+        "alert_latency_p50_s": _pct(latency, 50),
+        "alert_latency_p99_s": _pct(latency, 99),
+        "alert_latency_max_s": round(max(latency), 3) if latency else None,
+        "fault_to_alert_p50_s": _pct(from_fault, 50),
+        "fault_to_alert_p99_s": _pct(from_fault, 99),
+        "false_alerts": sum(
+            1 for (m, mode) in first_seen if mode == "anomaly" and m not in plan.faults
+        ),
+    }
+
+
+def run_fleet(
+    server_url: str,
+    mqtt_url: str,
+    sizes: list[int],
+    *,
+    hz: float,
+    duration_s: float,
+    faults: int,
+    publishers: int | None,
+    log_dir: Path,
+    high: float,
+    low: float,
+    k: int,
+    cadence_s: float,
+) -> dict[str, Any]:
+    """Every size in turn; the largest that was sustained."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    fleets = []
+    for n in sizes:
+        pubs = publishers or max(1, min(4, int(np.ceil(n * hz / 2500))))
+        log.info(
+            "fleet bench: %d machines at %s Hz for %ss (%d publishers)", n, hz, duration_s, pubs
+        )
+        fleets.append(
+            run_size(
+                server_url,
+                mqtt_url,
+                n,
+                hz=hz,
+                duration_s=duration_s,
+                faults=faults,
+                publishers=pubs,
+                log_dir=log_dir,
+                high=high,
+                low=low,
+                k=k,
+                cadence_s=cadence_s,
+            )
+        )
+    sustained = [f["machines"] for f in fleets if f["sustained"]]
+    return {
+        "fleets": fleets,
+        "largest_sustained": max(sustained) if sustained else None,
+        "cpu_count": os.cpu_count(),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
