@@ -249,6 +249,5 @@ def register(app: typer.Typer) -> None:
     bench_app.command("timescale")(bench_timescale_cmd)
     bench_app.command("import")(bench_import_cmd)
 
-
     bench_app.command("fleet")(bench_fleet)
     app.add_typer(bench_app, name="bench")
