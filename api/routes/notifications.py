@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 
 from api.deps import Caller, Conn
 from api.schemas import Problem
@@ -17,6 +17,7 @@ from api.schemas_people import (
     Rule,
     RuleCreate,
 )
+from forewarn.egress import EgressPolicy, check_url
 from forewarn.errors import NotFound
 from forewarn.storage import notifications as store
 
@@ -35,8 +36,12 @@ def list_channels(conn: Conn) -> list[Channel]:
 
 
 @router.post("/channels", response_model=Channel, status_code=201, responses=ERRORS)
-def create_channel(conn: Conn, caller: Caller, body: ChannelCreate) -> Channel:
-    """An e-mail address, a Teams Workflows or Slack incoming-webhook URL, or a signed webhook."""
+def create_channel(request: Request, conn: Conn, caller: Caller, body: ChannelCreate) -> Channel:
+    """An e-mail address, a Teams Workflows or Slack incoming-webhook URL, or a signed webhook.
+
+    URLs follow the webhooks' egress policy (public https destinations unless allowed)."""
+    if body.kind != "email":
+        check_url(body.target, EgressPolicy.from_settings(request.app.state.settings.webhooks))
     try:
         row = store.create_channel(conn, actor=caller.name, **body.model_dump())
     except ValueError as exc:

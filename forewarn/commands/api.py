@@ -118,7 +118,13 @@ def alerts_run(
                 delivered, failed = deliver_pending(
                     conn, client, policy=EgressPolicy.from_settings(settings.webhooks)
                 )
-                notified = notify_tick(conn, settings.notify, client, now=now)
+                notified = notify_tick(
+                    conn,
+                    settings.notify,
+                    client,
+                    now=now,
+                    policy=EgressPolicy.from_settings(settings.webhooks),
+                )
             out = {"raised": raised, "webhooks_delivered": delivered, "webhooks_failed": failed}
             typer.echo(json.dumps(out | {f"notifications_{k}": v for k, v in notified.items()}))
             return

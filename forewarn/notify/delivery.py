@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 from psycopg import Connection
 
+from forewarn import egress
+from forewarn.egress import DestinationRefused, EgressPolicy
 from forewarn.notify import formats
 from forewarn.settings import NotifySettings
 from forewarn.storage import notifications as store
@@ -57,7 +59,7 @@ def send_email(cfg: NotifySettings, to: str, subject: str, payload: dict[str, An
         raise DeliveryFailed(f"{type(exc).__name__}: {exc}"[:500]) from exc
 
 
-def _http(client: httpx.Client, n: dict[str, Any], link: str | None) -> int:
+def _http(client: httpx.Client, n: dict[str, Any], link: str | None, policy: EgressPolicy) -> int:
     kind, payload = n["channel_kind"], n["payload"]
     headers = {"Content-Type": "application/json"}
     if kind == "teams":
@@ -75,21 +77,25 @@ def _http(client: httpx.Client, n: dict[str, Any], link: str | None) -> int:
             TIMESTAMP_HEADER: str(ts),
             SIGNATURE_HEADER: sign(n["secret"] or "", ts, body),
         }
-    try:
-        resp = client.post(n["target"], content=body, headers=headers)
+    try:  # the webhooks' egress policy: public destinations only, checked at every attempt
+        code = egress.post(client, n["target"], policy, content=body, headers=headers)
+    except DestinationRefused as exc:
+        raise DeliveryFailed(f"refused: {exc}"[:500]) from exc
     except httpx.HTTPError as exc:
         raise DeliveryFailed(f"{type(exc).__name__}: {exc}"[:500]) from exc
-    if not 200 <= resp.status_code < 300:
-        raise DeliveryFailed(f"HTTP {resp.status_code}: {resp.text[:200]}", resp.status_code)
-    return resp.status_code
+    if not 200 <= code < 300:
+        raise DeliveryFailed(f"HTTP {code}", code)
+    return code
 
 
-def send_one(cfg: NotifySettings, client: httpx.Client, n: dict[str, Any]) -> int | None:
+def send_one(
+    cfg: NotifySettings, client: httpx.Client, n: dict[str, Any], policy: EgressPolicy
+) -> int | None:
     """One attempt for one notification; the HTTP status for webhooks, None for e-mail."""
     if n["channel_kind"] == "email":
         send_email(cfg, n["target"], n["subject"], n["payload"])
         return None
-    return _http(client, n, formats.alert_link(cfg.dashboard_url, n["payload"]))
+    return _http(client, n, formats.alert_link(cfg.dashboard_url, n["payload"]), policy)
 
 
 def deliver_notifications(
@@ -97,6 +103,7 @@ def deliver_notifications(
     cfg: NotifySettings,
     client: httpx.Client,
     *,
+    policy: EgressPolicy,
     backoff_s: float = 0.5,
     backoff_max_s: float = 8.0,
     limit: int = 100,
@@ -118,7 +125,7 @@ def deliver_notifications(
             if not store.lock_pending(conn, n["id"]):
                 continue  # another sender took it since the listing
             ok, tries = send_with_retries(
-                lambda n=n: send_one(cfg, client, n),  # type: ignore[misc]
+                lambda n=n: send_one(cfg, client, n, policy),  # type: ignore[misc]
                 record,
                 done_before=n["attempts"],
                 attempts=cfg.attempts,
@@ -136,10 +143,10 @@ def deliver_notifications(
 
 
 def notify_tick(
-    conn: Connection, cfg: NotifySettings, client: httpx.Client, *, now: Any
+    conn: Connection, cfg: NotifySettings, client: httpx.Client, *, now: Any, policy: EgressPolicy
 ) -> dict[str, int]:
     """One pass on the plant clock: queue due reminders, escalations and digests, then deliver."""
     with conn.transaction():
         due = store.enqueue_due(conn, now=now)
-    sent, failed = deliver_notifications(conn, cfg, client)
+    sent, failed = deliver_notifications(conn, cfg, client, policy=policy)
     return due | {"delivered": sent, "failed": failed}

@@ -325,7 +325,13 @@ def run_alerting_loop(
                 conn, webhook_client, policy=EgressPolicy.from_settings(settings.webhooks)
             )
             # reminders, escalations and digests on the plant clock, then e-mail/Teams/Slack
-            notify_tick(conn, settings.notify, webhook_client, now=now)
+            notify_tick(
+                conn,
+                settings.notify,
+                webhook_client,
+                now=now,
+                policy=EgressPolicy.from_settings(settings.webhooks),
+            )
         return raised
 
     try:

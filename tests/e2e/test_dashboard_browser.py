@@ -355,6 +355,7 @@ def test_comment(session: Any, plant: Plant) -> None:
 def test_notification_rule_created_and_email_received(session: Any, plant: Plant) -> None:
     from playwright.sync_api import expect
 
+    from forewarn.egress import EgressPolicy
     from forewarn.notify.delivery import notify_tick
     from forewarn.settings import NotifySettings
 
@@ -385,7 +386,7 @@ def test_notification_rule_created_and_email_received(session: Any, plant: Plant
         before = len(plant.smtp.messages)
         cfg = NotifySettings(**plant.smtp.settings(dashboard_url=plant.base))
         with httpx.Client() as client:  # what the alert loop runs on each pass
-            out = notify_tick(conn, cfg, client, now=datetime.now(UTC))
+            out = notify_tick(conn, cfg, client, now=datetime.now(UTC), policy=EgressPolicy())
     assert out["delivered"] >= 1 and out["failed"] == 0
     msg = [m for m in plant.smtp.wait_for(before + 1) if m["To"] == "planner@plant.test"][-1]
     assert f"alert #{alert['id']}" in msg["Subject"] and "critical" in msg["Subject"]

@@ -10,6 +10,7 @@ import httpx
 import psycopg
 import pytest
 
+from forewarn.egress import EgressPolicy
 from forewarn.notify.delivery import deliver_notifications
 from forewarn.settings import NotifySettings
 from forewarn.storage import alerts as alert_store
@@ -21,6 +22,7 @@ from tests.factories import make_registry
 from tests.fixtures.notify import HttpReceiver, SmtpServer
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+LOOPBACK = EgressPolicy(allow_http=True, allow=("127.0.0.1",))  # the test receivers
 
 
 @pytest.fixture
@@ -69,7 +71,7 @@ def test_email_over_starttls_with_auth_reaches_the_smtp_server(
     before = len(smtp_server.messages)
     cfg = NotifySettings(**smtp_server.settings(dashboard_url="http://dash.test:8501"))
     with httpx.Client() as client:
-        assert deliver_notifications(conn, cfg, client) == (1, 0)
+        assert deliver_notifications(conn, cfg, client, policy=LOOPBACK) == (1, 0)
     msg = smtp_server.wait_for(before + 1)[-1]
     assert msg["To"] == "planner@plant.test" and msg["From"] == "forewarn@plant.test"
     assert f"alert #{alert['id']}" in msg["Subject"] and "bearing" in msg["Subject"]
@@ -92,7 +94,7 @@ def test_smtp_wrong_password_is_retried_and_logged_as_failed(
     _raise(conn)
     cfg = NotifySettings(**smtp_server.settings(smtp_password="wrong", attempts=2))
     with httpx.Client() as client:
-        assert deliver_notifications(conn, cfg, client, backoff_s=0.01) == (0, 1)
+        assert deliver_notifications(conn, cfg, client, policy=LOOPBACK, backoff_s=0.01) == (0, 1)
     (n,) = ns.delivery_log(conn)
     assert n["status"] == "failed" and n["attempts"] == 2
     assert all("SMTPAuthenticationError" in t["error"] for t in n["log"])
@@ -111,7 +113,7 @@ def test_teams_slack_and_signed_webhook_formats(
     alert = _raise(conn)
     cfg = NotifySettings(dashboard_url="http://dash.test")
     with httpx.Client() as client:
-        assert deliver_notifications(conn, cfg, client) == (3, 0)
+        assert deliver_notifications(conn, cfg, client, policy=LOOPBACK) == (3, 0)
     posts = {p: (h, b) for p, h, b in http_receiver.wait_for(3)}
 
     teams = json.loads(posts["/teams"][1])
@@ -148,7 +150,9 @@ def test_http_receiver_down_is_retried_then_failed(
     ns.create_rule(conn, name="r", channel_id=ch["id"], actor="t")
     _raise(conn)
     with httpx.Client() as client:
-        result = deliver_notifications(conn, NotifySettings(attempts=3), client, backoff_s=0.01)
+        result = deliver_notifications(
+            conn, NotifySettings(attempts=3), client, policy=LOOPBACK, backoff_s=0.01
+        )
     assert result == (0, 1)
     assert len(http_receiver.posts) == 3
     (n,) = ns.delivery_log(conn)
@@ -267,3 +271,16 @@ def test_assignment_and_comments_are_audited_and_notify_the_person(
         ("ada-mail", "assignment"),
         ("ada-mail", "comment"),
     ]
+
+
+def test_internal_destinations_are_refused_at_delivery(conn: psycopg.Connection) -> None:
+    ch = ns.create_channel(conn, name="meta", kind="slack", actor="t",
+                           target="http://169.254.169.254/latest/meta-data")  # fmt: skip
+    ns.create_rule(conn, name="r", channel_id=ch["id"], actor="t")
+    _raise(conn)
+    with httpx.Client() as client:
+        result = deliver_notifications(conn, NotifySettings(attempts=1), client,
+                                       policy=EgressPolicy(allow_http=True))  # fmt: skip
+    assert result == (0, 1)
+    (n,) = ns.delivery_log(conn)
+    assert n["log"][0]["error"].startswith("refused")
