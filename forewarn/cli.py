@@ -134,6 +134,7 @@ AREAS: tuple[str, ...] = (
     "assets",
     "imports",
     "connect",
+    "deadletters",
 )
 for _area in AREAS:
     importlib.import_module(f"forewarn.commands.{_area}").register(app)

@@ -31,6 +31,9 @@ class DbSettings(BaseModel):
     retention_days: int = Field(
         default=90, ge=1, description="readings older than this are dropped"
     )
+    dead_letter_retention_days: int = Field(
+        default=30, ge=1, description="dead letters received longer ago are pruned by maintain"
+    )
 
     @field_validator("url")
     @classmethod
@@ -89,6 +92,9 @@ class IngestSettings(BaseModel):
     )
     min_timestamp: datetime = Field(
         default=MIN_TS, description="event times before this are out_of_range_timestamp"
+    )
+    dead_letter_excerpt_bytes: int = Field(
+        default=64 * 1024, ge=64, description="bytes of a rejected payload kept (with size, sha256)"
     )
     reorder_window: int = Field(
         default=10_000,

@@ -24,6 +24,7 @@ from forewarn.assets import MachineSpec
 from forewarn.contract import Event, Limits, Reason, Telemetry, validate
 from forewarn.errors import ContractError, StorageUnavailable
 from forewarn.storage.assets import machine_specs
+from forewarn.storage.readings import DEAD_LETTER_EXCERPT_BYTES
 from ingest.fastpath import fast_telemetry
 from ingest.metrics import IngestMetrics
 from ingest.sparkplug.codec import NAMESPACE, SpbTopic
@@ -82,6 +83,7 @@ class Pipeline:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         stall_after_s: float = STALL_AFTER_S,
         reorder_window: int = REORDER_WINDOW,
+        dead_letter_excerpt_bytes: int = DEAD_LETTER_EXCERPT_BYTES,
         sparkplug: SparkplugHost | None = None,
         rebirth: Callable[[SpbTopic], None] | None = None,
     ) -> None:
@@ -89,6 +91,7 @@ class Pipeline:
         self._now = now
         self._stall_after_s = stall_after_s
         self._reorder_window = reorder_window
+        self._excerpt = dead_letter_excerpt_bytes
         self.taken = 0  # messages that entered intake (network thread)
         self.settled = 0  # of those, written and acknowledged (writer thread)
         self._watch = (0, time.monotonic())  # (settled, since when) for stalled()
@@ -340,10 +343,10 @@ class Pipeline:
                 self._maybe_refresh_specs(conn)
                 t0 = time.perf_counter()
                 try:
-                    written = write_batch(conn, batch, self._reorder_window)
+                    written = write_batch(conn, batch, self._reorder_window, self._excerpt)
                 except psycopg.DataError as exc:
                     log.warning("batch refused by the database (%s); isolating the message", exc)
-                    written = isolate_poison(conn, batch, self._reorder_window)
+                    written = isolate_poison(conn, batch, self._reorder_window, self._excerpt)
                 commit_s = time.perf_counter() - t0
                 break
             except (StorageUnavailable, psycopg.OperationalError, psycopg.InterfaceError,

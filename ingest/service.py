@@ -259,6 +259,7 @@ def run_ingest(
         on_commit=on_commit,
         stall_after_s=ing.stall_after_s,
         reorder_window=ing.reorder_window,
+        dead_letter_excerpt_bytes=ing.dead_letter_excerpt_bytes,
         sparkplug=spb_host,
         rebirth=_rebirth,
     )

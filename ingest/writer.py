@@ -18,7 +18,12 @@ import psycopg
 from forewarn.clock import wall_now
 from forewarn.contract import Event, Reason, Telemetry
 from forewarn.storage.assets import register_unknown_machine
-from forewarn.storage.readings import insert_dead_letters, insert_events, write_readings
+from forewarn.storage.readings import (
+    DEAD_LETTER_EXCERPT_BYTES,
+    insert_dead_letters,
+    insert_events,
+    write_readings,
+)
 from forewarn.storage.sparkplug import (
     SparkplugMetricRow,
     register_sparkplug_device,
@@ -122,7 +127,10 @@ def write_readings_seq(
 
 
 def write_batch(
-    conn: psycopg.Connection, batch: Batch, reorder_window: int = REORDER_WINDOW
+    conn: psycopg.Connection,
+    batch: Batch,
+    reorder_window: int = REORDER_WINDOW,
+    excerpt_bytes: int = DEAD_LETTER_EXCERPT_BYTES,
 ) -> Written:
     """Write ``batch`` in one transaction on an autocommit connection and commit it."""
     with conn.transaction():
@@ -132,12 +140,15 @@ def write_batch(
         upsert_sparkplug_metrics(conn, batch.births)
         r, late, seq_dead = write_readings_seq(conn, batch, reorder_window)
         e = insert_events(conn, batch.events)
-        d = insert_dead_letters(conn, batch.dead + seq_dead)
+        d = insert_dead_letters(conn, batch.dead + seq_dead, excerpt_bytes=excerpt_bytes)
     return Written(r, e, d, late, tuple(row[2] for row in seq_dead))
 
 
 def isolate_poison(
-    conn: psycopg.Connection, batch: Batch, reorder_window: int = REORDER_WINDOW
+    conn: psycopg.Connection,
+    batch: Batch,
+    reorder_window: int = REORDER_WINDOW,
+    excerpt_bytes: int = DEAD_LETTER_EXCERPT_BYTES,
 ) -> Written:
     """Write a batch the database refused one message at a time; dead-letter each refused one.
 
@@ -165,7 +176,7 @@ def isolate_poison(
     singles += [(Batch(dead=[row]), (row[0], row[1])) for row in batch.dead]
     for single, (topic, payload) in singles:
         try:
-            w = write_batch(conn, single, reorder_window)
+            w = write_batch(conn, single, reorder_window, excerpt_bytes)
         except psycopg.DataError as exc:
             log.warning("database refused a message on %s, dead-lettering it: %s", topic, exc)
             if single.dead:  # a dead letter itself refused (e.g. NUL in its detail): keep the bytes
@@ -173,7 +184,7 @@ def isolate_poison(
             else:
                 row = (topic, payload, DB_REJECTED, str(exc)[:2000])
             with conn.transaction():
-                d += insert_dead_letters(conn, [row])
+                d += insert_dead_letters(conn, [row], excerpt_bytes=excerpt_bytes)
             continue
         r, e, d, late = r + w.readings, e + w.events, d + w.dead, late + w.reordered
         rejected += w.rejected

@@ -22,6 +22,7 @@ from psycopg import sql
 
 from forewarn.errors import ForewarnError
 from forewarn.settings import Settings
+from forewarn.storage.dead_letters import prune_dead_letters
 from forewarn.storage.rollups import GRACE, refresh_rollups
 from forewarn.storage.timescale import timescale_schema
 
@@ -116,6 +117,11 @@ def run_maintenance(
         row = conn.execute("select max(ts) from readings where ts <= %s", (now,)).fetchone()
     reference = min(now, row[0]) if row and row[0] is not None else now
     result = apply_retention(conn, retention_cutoffs(settings, reference))
+    # dead letters age by the wall clock (their received_at), not by the plant's data
+    with conn.transaction():
+        result["dead_letters_pruned"] = prune_dead_letters(
+            conn, now - timedelta(days=settings.db.dead_letter_retention_days)
+        )
     result["rollup_minutes_refreshed"] = (
         0 if refreshed is None else int((refreshed.end - refreshed.start) / timedelta(minutes=1))
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -148,15 +149,40 @@ def insert_events(conn: Connection, rows: Sequence[Event]) -> int:
     return stored
 
 
-def insert_dead_letters(conn: Connection, rows: Iterable[tuple[str, bytes, str, str]]) -> int:
-    """Store rejected messages as (topic, raw payload, reason code, detail). Returns rows stored."""
+DEAD_LETTER_EXCERPT_BYTES = 64 * 1024  # default of FOREWARN_INGEST__DEAD_LETTER_EXCERPT_BYTES
+_TEXT_MAX = 2000  # characters of a topic or detail kept
+
+
+def insert_dead_letters(
+    conn: Connection,
+    rows: Iterable[tuple[str, bytes, str, str]],
+    *,
+    excerpt_bytes: int = DEAD_LETTER_EXCERPT_BYTES,
+) -> int:
+    """Store rejected messages as (topic, raw payload, reason code, detail). Returns rows stored.
+
+    Only the first ``excerpt_bytes`` of a payload are kept, with the whole payload's size and
+    sha256: a flood of huge bad messages cannot fill the database.
+    """
     n = 0
     with (
         conn.cursor() as cur,
-        cur.copy("copy dead_letters (topic, payload, reason, detail) from stdin") as copy,
+        cur.copy(
+            "copy dead_letters (topic, payload, reason, detail, size_bytes, sha256) from stdin"
+        ) as copy,
     ):
         for topic, payload, reason, detail in rows:
-            copy.write_row((topic, payload, reason, detail))
+            digest = hashlib.sha256(payload).hexdigest()
+            copy.write_row(
+                (
+                    topic[:_TEXT_MAX],
+                    payload[:excerpt_bytes],
+                    reason,
+                    detail[:_TEXT_MAX],
+                    len(payload),
+                    digest,
+                )
+            )
             n += 1
     return n
 
