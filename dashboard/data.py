@@ -25,6 +25,7 @@ from forewarn.storage import alerts as alert_store
 from forewarn.storage import fleet, keys, machines, model_registry, policies, roi, rollups
 from forewarn.storage.db import open_pool
 from forewarn.storage.rollups import BUCKETS, Bucket
+from models.calibration import calibration_report
 from models.roi import reprice
 
 LIVE_TTL_S = 15  # fleet health, alerts: a new prediction shows within this time
@@ -178,7 +179,15 @@ def load_models(conn: Connection, since: datetime, until: datetime) -> dict[str,
         "drift": _frame(
             fleet.drift_events(conn, since=since), ["at", "actor", "action", "target", "detail"]
         ),
+        "calibration": live_calibration(conn),
     }
+
+
+def live_calibration(conn: Connection) -> dict[str, Any]:
+    """Calibration of the champion's live predictions on labelled outcomes (as `models show`)."""
+    horizon = load_settings().models.horizon_h
+    rows = alert_store.labelled_predictions(conn, horizon_h=horizon)
+    return calibration_report(rows, horizon_h=horizon)
 
 
 # --- cached access for the Streamlit pages -----------------------------------------------------

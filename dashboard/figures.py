@@ -317,10 +317,14 @@ def fig_contributions(contributions: Contributions | None, *, top: int = 10) -> 
             y=[k for k, _ in items],
             orientation="h",
             marker_color=[COLORS["high"] if v > 0 else "#1f77b4" for v in values],
-            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+            hovertemplate="%{y}: %{x:+.2f} log-odds<extra></extra>",
         )
     )
-    fig.update_layout(title=title, xaxis_title="contribution to P(failure)", **LAYOUT)
+    fig.update_layout(
+        title=title,
+        xaxis_title="contribution to the log-odds of failure (LightGBM SHAP values, log-odds units)",
+        **LAYOUT,
+    )
     return fig
 
 
@@ -516,4 +520,40 @@ def fig_drift(df: pd.DataFrame) -> go.Figure:
         )
     )
     fig.update_layout(title=title, yaxis_title="machine type", height=320, **LAYOUT)
+    return fig
+
+
+def fig_reliability(report: Mapping[str, Any]) -> go.Figure:
+    """Reliability diagram: observed failure rate against mean predicted probability per bin."""
+    title = "Calibration of live predictions (reliability)"
+    bins = list(report.get("bins") or [])
+    if not bins:
+        return _empty(title, "no labelled predictions yet (their horizon has not passed)")
+    x = [b["mean_predicted"] for b in bins]
+    y = [b["observed_rate"] for b in bins]
+    n = [b["count"] for b in bins]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+            line={"dash": "dash", "color": "#7f7f7f"},
+        )
+    )  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=y,
+            mode="lines+markers",
+            name="champion",
+            marker={"size": [6 + 14 * (c / max(n)) ** 0.5 for c in n], "color": "#1f77b4"},
+            text=[f"n={c}" for c in n],
+            hovertemplate="predicted %{x:.0%}, observed %{y:.0%} (%{text})<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=title,
+        xaxis={"title": "mean predicted P(failure)", "range": [0, 1], "tickformat": ".0%"},
+        yaxis={"title": "observed failure rate", "range": [0, 1], "tickformat": ".0%"},
+        **LAYOUT,
+    )
     return fig

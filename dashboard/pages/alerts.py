@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import auth, data, figures, people
 from forewarn.errors import Conflict, NotFound
+from models.calibration import fmt_prob
 
 LIVE_REFRESH_S = 15
 STATUS_LABELS = {
@@ -38,7 +39,7 @@ def _table(df: pd.DataFrame, key: str) -> None:
         hide_index=True,
         key=key,
         column_config={
-            "failure_prob": st.column_config.NumberColumn("P(failure)", format="%.2f"),
+            "failure_prob": st.column_config.NumberColumn("P(failure)", format="percent"),
             "ttf_h": st.column_config.NumberColumn("TTF (h)", format="%.0f"),
         },
     )
@@ -158,7 +159,7 @@ def actions(url: str, user: auth.User) -> None:
         st.markdown(f"**Status:** {alert['status']} · **severity:** {alert['severity']}")
         st.markdown(f"**Recommended:** {alert['recommended_action'] or '–'}")
         st.markdown(
-            f"P(failure) **{_num(alert['failure_prob'], '.2f')}**, time to failure "
+            f"P(failure) **{fmt_prob(alert['failure_prob'])}**, time to failure "
             f"**{_num(alert['ttf_h'])} h** ({_num(alert['ttf_low_h'])}–{_num(alert['ttf_high_h'])} h)"
         )
         if not auth.can(user.role, "acknowledge"):

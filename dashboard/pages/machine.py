@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import auth, data, figures
+from models.calibration import fmt_prob
 
 LIVE_REFRESH_S = 60
 WINDOWS_DAYS = {"24 hours": 1.0, "3 days": 3.0, "7 days": 7.0}
@@ -39,7 +40,7 @@ def live(url: str, machine_id: str, days: float) -> None:
     st.subheader(f"{machine_id} · {info.get('type_name', '?')} · {info.get('site_name', '?')}")
     m1, m2, m3, m4 = st.columns(4)
     prob = latest.get("failure_prob")
-    m1.metric("P(failure)", "–" if prob is None else f"{prob:.2f}", help="within the horizon")
+    m1.metric("P(failure)", fmt_prob(prob), help="within the horizon")
     rul, lo, hi = latest.get("rul_h"), latest.get("rul_low_h"), latest.get("rul_high_h")
     m2.metric(
         "RUL (h)",
@@ -86,7 +87,7 @@ def live(url: str, machine_id: str, days: float) -> None:
             pd.DataFrame(d.alerts[cols]),
             hide_index=True,
             column_config={
-                "failure_prob": st.column_config.NumberColumn("P(failure)", format="%.2f"),
+                "failure_prob": st.column_config.NumberColumn("P(failure)", format="percent"),
                 "ttf_h": st.column_config.NumberColumn("TTF (h)", format="%.0f"),
             },
         )

@@ -44,6 +44,17 @@ else:
             a, b = champ.iloc[0].get(metric), chall.iloc[0].get(metric)
             if pd.notna(a) and pd.notna(b):
                 col.metric(metric, f"{b:.3f}", f"{b - a:+.3f} vs champion", delta_color="off")
+st.subheader("Calibration of live predictions")
+cal = m["calibration"]
+c1, c2, c3 = st.columns(3)
+c1.metric("Labelled predictions", f"{cal['n']:,}", help=str(cal.get("labelled_on")))
+c2.metric("Brier score", "–" if cal["brier"] is None else f"{cal['brier']:.3f}")
+c3.metric("Expected calibration error", "–" if cal["ece"] is None else f"{cal['ece']:.3f}")
+st.plotly_chart(figures.fig_reliability(cal), key="models_reliability")
+st.caption(
+    f"Champion predictions whose {cal['horizon_h']:.0f} h horizon has passed, against whether the"
+    " machine failed within it. Points on the diagonal mean a predicted 30 % fails 30 % of the time."
+)
 st.subheader("Promotions and rollbacks")
 history: pd.DataFrame = m["history"]
 if history.empty:

@@ -198,6 +198,7 @@ def _live_check(
     settings: Any, *, machines: int, days: float, seed: int, speed: float
 ) -> dict[str, Any]:
     """The real pipeline with the crew on a private plant, then its ledger against the backtest."""
+    import os
     import tempfile
     import time
     from pathlib import Path
@@ -209,6 +210,9 @@ def _live_check(
     from simulator.engine import run_history
 
     t0 = time.monotonic()
+    # the live scorer passes once per simulated hour (as a plant's does), so the live policy sees
+    # the scores at the cadence the backtest replays; the children inherit this environment
+    os.environ["FOREWARN_MODELS__SCORE_CADENCE_S"] = str(max(0.25, 3600.0 / speed))
     with tempfile.TemporaryDirectory(prefix="forewarn-live-check-") as tmp:
         private = settings.model_copy(
             update={

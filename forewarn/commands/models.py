@@ -190,6 +190,47 @@ def models_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
         )
 
 
+@models_app.command("show")
+def models_show(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Champion versions with their metrics, and the calibration of live predictions.
+
+    Calibration compares the champion's probabilities with what happened (a failure within the
+    horizon after each prediction whose horizon has passed): reliability bins, Brier, ECE.
+    """
+    from forewarn.cli import _settings
+    from forewarn.storage.alerts import labelled_predictions
+    from forewarn.storage.db import connect, prepared_database
+    from forewarn.storage.model_registry import list_versions
+    from models.calibration import calibration_report
+
+    settings = _settings()
+    horizon = settings.models.horizon_h
+    with prepared_database(settings) as url, connect(url) as conn:
+        versions = [
+            {k: v for k, v in r.items() if k in ("name", "version", "aliases", "metrics")}
+            for r in list_versions(conn)
+            if "champion" in (r.get("aliases") or [])
+        ]
+        report = calibration_report(
+            labelled_predictions(conn, horizon_h=horizon), horizon_h=horizon
+        )
+    out = {"champions": versions, "calibration": report}
+    if as_json:
+        typer.echo(json.dumps(out, default=str))
+        return
+    for v in versions:
+        typer.echo(f"{v['name']} v{v['version']} (champion)")
+    typer.echo(
+        f"calibration of live predictions: n={report['n']} positives={report['positives']}"
+        f" Brier={report['brier']} ECE={report['ece']}"
+    )
+    for b in report["bins"]:
+        typer.echo(
+            f"  P in [{b['bin'][0]:.1f}, {b['bin'][1]:.1f}): predicted {b['mean_predicted']:.2f},"
+            f" observed {b['observed_rate']:.2f} (n={b['count']})"
+        )
+
+
 @models_app.command("promote")
 def models_promote(
     name: Annotated[str, typer.Argument(help="Model name, e.g. pm-cnc.")],

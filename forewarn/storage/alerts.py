@@ -550,3 +550,26 @@ def labelled_history(
         (horizon_h * 3600, type_id, horizon_h * 3600, limit),
     ).fetchall()
     return [(str(r[0]), r[1], float(r[2]), bool(r[3])) for r in rows]
+
+
+def labelled_predictions(
+    conn: Connection, *, horizon_h: float, role: str = "champion", limit: int = 200_000
+) -> list[tuple[str, float, bool]]:
+    """(machine type, probability, failed within the horizon) of the newest labelled predictions.
+
+    A prediction is labelled once its horizon has passed before the newest reading or event;
+    predictions flagged for data quality are left out (they raised nothing).
+    """
+    rows = conn.execute(
+        "with lim as (select greatest((select max(ts) from machine_events),"
+        "   (select max(ts) from readings)) as t)"
+        " select m.type_id, p.failure_prob, exists (select 1 from machine_events e"
+        "   where e.machine_id = p.machine_id and e.event = 'failure'"
+        "   and e.ts > p.ts and e.ts <= p.ts + make_interval(secs => %(h)s))"
+        " from predictions p join machines m on m.id = p.machine_id, lim"
+        " where p.role = %(role)s and p.failure_prob is not null and p.data_quality = 'ok'"
+        "   and p.ts + make_interval(secs => %(h)s) <= lim.t"
+        " order by p.ts desc limit %(limit)s",
+        {"h": horizon_h * 3600, "role": role, "limit": limit},
+    ).fetchall()
+    return [(str(r[0]), float(r[1]), bool(r[2])) for r in rows]

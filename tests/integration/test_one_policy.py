@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import numpy as np
 import pandas as pd
+import pytest
 from psycopg.types.json import Jsonb
+from typer.testing import CliRunner
 
+from forewarn.cli import app
 from forewarn.storage.policies import promote_policy, save_policy
 from models.lives import backtest_alerts
 from models.policy import AlertPolicy, PolicySet
@@ -74,3 +78,41 @@ def test_alert_engine_and_backtest_raise_the_same_alerts_under_one_policy(api_en
             else:
                 n = 0
     assert sorted(expected) == engine
+
+
+def test_policy_and_models_show_print_the_live_version_and_the_calibration(
+    api_env: ApiEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = api_env
+    monkeypatch.setenv("FOREWARN_DB__URL", env.url)
+    with env.conn() as conn:
+        version = save_policy(
+            conn, PolicySet(default=AlertPolicy(high=0.7, low=0.2)).to_dict(), source="manual"
+        )
+        conn.commit()
+        # two labelled champion predictions: 0.9 followed by a failure, 0.2 not
+        for h, p in ((0, 0.9), (100, 0.2)):
+            conn.execute(
+                "insert into predictions (machine_id, ts, role, failure_prob) values"
+                " ('s1-pump-000', %s, 'champion', %s)",
+                (T0 + timedelta(hours=h), p),
+            )
+        conn.execute(
+            "insert into machine_events (machine_id, seq, ts, event, mode) values"
+            " ('s1-pump-000', 1, %s, 'failure', 'bearing'),"
+            " ('s1-pump-000', 2, %s, 'failure', 'bearing')",
+            (T0 + timedelta(hours=10), T0 + timedelta(hours=400)),
+        )
+    runner = CliRunner()
+    shown = json.loads(runner.invoke(app, ["policy", "show", "--json"]).output)
+    assert shown["version"] is None and shown["source"] == "settings"
+    promoted = runner.invoke(app, ["policy", "promote", str(version), "--actor", "tester"])
+    assert promoted.exit_code == 0, promoted.output
+    shown = json.loads(runner.invoke(app, ["policy", "show", "--json"]).output)
+    assert shown["version"] == version and shown["promoted_by"] == "tester"
+    assert shown["policy"]["default"]["high"] == 0.7
+    out = runner.invoke(app, ["models", "show", "--json"])
+    assert out.exit_code == 0, out.output
+    cal = json.loads(out.output)["calibration"]
+    assert cal["n"] == 2 and cal["positives"] == 1
+    assert cal["brier"] == round(((0.9 - 1) ** 2 + 0.2**2) / 2, 4)
