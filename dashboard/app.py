@@ -43,6 +43,9 @@ def main() -> None:
         for i, (path, title, icon) in enumerate(shown)
     ]
     nav = st.navigation(pages)
+    banner = data.ingest_banner(url)
+    if banner is not None:
+        st.warning(banner, icon=":material/warning:")
     with st.sidebar:
         st.markdown(f"**{user.name}** · `{user.role}`")
         if st.button("Log out", key="logout"):

@@ -219,6 +219,58 @@ def plant_now(url: str) -> datetime:
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def machine_orders(url: str, machine_id: str) -> list[dict[str, Any]]:
+    with _pool(url).connection() as conn:
+        return fleet.machine_orders(conn, machine_id)
+
+
+def order_line(o: dict[str, Any]) -> str:
+    """One maintenance order and the plant's answer, in words (pure, unit-tested)."""
+
+    def t(v: datetime | None) -> str:
+        return "–" if v is None else f"{v:%Y-%m-%d %H:%M}"
+
+    line = f"Alert #{o['alert_id']}: {o['action']} ordered by {o['actor']} at {t(o['ordered_at'])}"
+    if o["done_at"] is not None:
+        return line + f" · repair arrived: {o['done_kind']} done by the plant at {t(o['done_at'])}"
+    if o["started_at"] is not None:
+        return line + f" · work started at {t(o['started_at'])}"
+    return line + " · waiting for the plant"
+
+
+PULSE_WINDOW_S = 120.0  # wall seconds: no reading received in this long = data stopped
+DEAD_LETTER_SPIKE_SHARE = 0.05  # of the messages received in the window
+DEAD_LETTER_SPIKE_MIN = 20
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def ingest_banner(url: str) -> str | None:
+    """A warning for every page when data stopped arriving or dead letters spike (else None)."""
+    with _pool(url).connection() as conn:
+        p = fleet.ingest_pulse(conn, window_s=PULSE_WINDOW_S)
+    return pulse_warning(p, PULSE_WINDOW_S)
+
+
+def pulse_warning(p: dict[str, Any], window_s: float) -> str | None:
+    """The banner text for an ingest pulse (pure, unit-tested)."""
+    received = p["stored"] + p["dead_lettered"]
+    if p["dead_lettered"] >= DEAD_LETTER_SPIKE_MIN and p["dead_lettered"] > (
+        DEAD_LETTER_SPIKE_SHARE * received
+    ):
+        return (
+            f"{p['dead_lettered']:,} of {received:,} messages received in the last "
+            f"{window_s:.0f} s were dead-lettered: `select reason, count(*) from dead_letters "
+            "group by 1` says why."
+        )
+    if p["any_data"] and p["stored"] == 0:
+        return (
+            f"No data has arrived for {window_s:.0f} s: is ingest running and the plant sending? "
+            "Figures below are as of the last reading."
+        )
+    return None
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
 def fleet_health(url: str) -> pd.DataFrame:
     with _pool(url).connection() as conn:
         return load_fleet(conn)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -45,7 +46,7 @@ ORDERS_WAIT_PLANT_H = 40.0  # plant hours the plant may take to answer the last 
 CLOSE_WAIT_S = 20.0  # for the alert engine to close alerts on failures in the last messages
 DEAD_LETTER_MAX_SHARE = 0.02  # more dead letters than this share of published messages fails a run
 DRAIN_TIMEOUT_S = 180.0  # a loaded 2-core machine can lag the publisher by a minute or more
-PROGRESS_INTERVAL_S = 1.0
+PROGRESS_INTERVAL_S = 0.5
 SIMULATOR_STATE = "simulator-state.pkl"  # in the state dir: the plant, saved for an exact resume
 
 
@@ -190,7 +191,7 @@ def _run(
         sim_args = _simulator_args(db_url, opts, mqtt_url, summary_path, settings.mqtt.topic_root)
         sim = sup.start("simulator", forewarn_command(*sim_args))
         _announce(opts, api_port, dash_port, key, logs, db_url)
-        _watch(sup, db_url, opts)
+        _watch(sup, db_url, opts, _PlantHold(sup, ready_url))
         if crew is not None:  # the crew stops first; the plant answers the orders it sent
             sup.stop(crew)
             _await_orders(db_url, mark, opts)
@@ -439,8 +440,47 @@ def _announce(
     )
 
 
-def _watch(sup: Supervisor, db_url: str, opts: DemoOptions) -> None:
-    """Show live progress until Ctrl-C, the headless duration, or a service dying."""
+class _PlantHold:
+    """Holds the simulated plant (SIGSTOP) while ingest is down and restarting, resumes it
+    (SIGCONT) once ingest is ready again.
+
+    A broker keeps a bounded queue for an absent subscriber (Debian's Mosquitto: 1,000 QoS 1
+    messages, then it drops silently); the demo's plant publishes hundreds of messages a second,
+    so an ingest restart of a few seconds would overflow a broker configured that way. Holding
+    our own simulated plant keeps what the broker must queue small.
+    """
+
+    def __init__(self, sup: Supervisor, ready_url: str) -> None:
+        self.sup, self.ready_url, self.held = sup, ready_url, False
+
+    def check(self) -> None:
+        ingest = next((c for c in self.sup.children if c.name == "ingest"), None)
+        sim = next((c for c in self.sup.children if c.name == "simulator"), None)
+        if ingest is None or sim is None or not sim.alive:
+            return
+        if not self.held and not ingest.alive:
+            _signal_plant(sim, signal.SIGSTOP)
+            self.held = True
+            log.warning("ingest is down: holding the simulated plant until it is back")
+        elif self.held and ingest.alive and _ready(self.ready_url):
+            _signal_plant(sim, signal.SIGCONT)
+            self.held = False
+            log.warning("ingest is back: the simulated plant continues")
+
+    def release(self) -> None:
+        sim = next((c for c in self.sup.children if c.name == "simulator"), None)
+        if self.held and sim is not None:
+            _signal_plant(sim, signal.SIGCONT)
+            self.held = False
+
+
+def _signal_plant(sim: Child, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(sim.proc.pid, sig)
+
+
+def _watch(sup: Supervisor, db_url: str, opts: DemoOptions, hold: _PlantHold) -> None:
+    """Show live progress until Ctrl-C, the headless duration, or a service failing for good."""
     from rich.live import Live
     from rich.table import Table
 
@@ -463,7 +503,9 @@ def _watch(sup: Supervisor, db_url: str, opts: DemoOptions) -> None:
                             "%s failed (exit %s); see %s", c.name, c.proc.returncode, c.log_path
                         )
                         warned.add(c.name)
+                hold.check()
                 sup.heal()  # restarts crashed services; raises ServiceFailed when one keeps crashing
+                hold.check()
                 dead = [c for c in sup.dead() if c.name not in ONE_SHOT and not c.restart]
                 if dead:
                     raise ServiceFailed(dead[0], "exited")
@@ -471,8 +513,9 @@ def _watch(sup: Supervisor, db_url: str, opts: DemoOptions) -> None:
                 for k, v in counts(db_url).items():
                     table.add_row(k, f"{v:,}")
                 live.update(table)
-                time.sleep(PROGRESS_INTERVAL_S)
+                time.sleep(PROGRESS_INTERVAL_S if not hold.held else 0.2)
     finally:
+        hold.release()
         signal.signal(signal.SIGINT, previous_int)
         signal.signal(signal.SIGTERM, previous_term)
 

@@ -69,6 +69,11 @@ def live(url: str, machine_id: str, days: float) -> None:
                 hide_index=True,
                 column_config={"duration_h": st.column_config.NumberColumn("hours", format="%.1f")},
             )
+    orders = data.machine_orders(url, machine_id)
+    if orders:
+        st.markdown("**Maintenance orders** (plant time)")
+        for o in orders:
+            st.markdown(f"- {data.order_line(o)}")
     st.markdown("**Alert history**")
     if d.alerts.empty:
         st.caption("No alerts for this machine.")

@@ -251,3 +251,45 @@ def drift_events(conn: Connection, *, since: datetime, limit: int = 200) -> list
         " where action like 'drift%%' and at >= %s order by at desc, id desc limit %s",
         (since, limit),
     )
+
+
+def ingest_pulse(conn: Connection, *, window_s: float) -> dict[str, Any]:
+    """What ingest stored and dead-lettered in the last ``window_s`` wall seconds (by receipt time,
+    which the BRIN index on readings.received_at serves), and whether anything was ever stored."""
+    row = conn.execute(
+        "select (select count(*) from readings"
+        "   where received_at > now() - make_interval(secs => %(w)s)),"
+        " (select count(*) from dead_letters"
+        "   where received_at > now() - make_interval(secs => %(w)s)),"
+        " exists (select 1 from readings)",
+        {"w": window_s},
+    ).fetchone()
+    assert row is not None
+    return {"stored": int(row[0]), "dead_lettered": int(row[1]), "any_data": bool(row[2])}
+
+
+def machine_orders(conn: Connection, machine_id: str, *, limit: int = 5) -> list[dict[str, Any]]:
+    """The machine's latest maintenance orders (alert resolutions) and how the plant answered.
+
+    Columns: alert_id, action, actor, ordered_at, started_at (ordered work began, or the machine
+    was already down), done_at and done_kind (the plant's maintenance event), all plant time.
+    """
+    return _rows(
+        conn,
+        """
+        select t.alert_id, t.detail->>'action' as action, t.actor, t.at as ordered_at,
+               (select min(e.ts) from machine_events e where e.machine_id = a.machine_id
+                  and e.seq > 0 and e.event = 'state' and (e.detail->>'alert_id')::bigint = a.id)
+                 as started_at,
+               d.ts as done_at, d.kind as done_kind
+        from alert_transitions t join alerts a on a.id = t.alert_id
+        left join lateral (select e.ts, e.kind from machine_events e
+          where e.machine_id = a.machine_id and e.seq > 0 and e.event = 'maintenance'
+            and ((e.detail->>'alert_id')::bigint = a.id
+                 or coalesce(e.detail->'alert_ids', '[]'::jsonb) @> to_jsonb(a.id))
+          order by e.ts limit 1) d on true
+        where a.machine_id = %(machine)s and t.to_status = 'resolved'
+        order by t.at desc, t.id desc limit %(limit)s
+        """,
+        {"machine": machine_id, "limit": limit},
+    )

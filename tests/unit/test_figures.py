@@ -247,3 +247,27 @@ def test_drift_marks_each_detection_on_its_machine_type() -> None:
     trace = figures.fig_drift(df).data[0]
     assert list(trace.y) == ["pump", "cnc"]
     assert list(trace.text) == ["detectors=1, feature=bearing_temp", ""]
+
+
+def test_the_ingest_banner_speaks_when_data_stops_or_dead_letters_spike() -> None:
+    from dashboard.data import pulse_warning
+
+    assert pulse_warning({"stored": 500, "dead_lettered": 3, "any_data": True}, 120) is None
+    assert pulse_warning({"stored": 0, "dead_lettered": 0, "any_data": False}, 120) is None
+    stopped = pulse_warning({"stored": 0, "dead_lettered": 0, "any_data": True}, 120)
+    assert stopped is not None and "No data has arrived for 120 s" in stopped
+    spike = pulse_warning({"stored": 100, "dead_lettered": 50, "any_data": True}, 120)
+    assert spike is not None and "50 of 150 messages" in spike
+
+
+def test_a_maintenance_order_reads_as_what_the_plant_did() -> None:
+    from datetime import UTC, datetime
+
+    from dashboard.data import order_line
+
+    at = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
+    o = {"alert_id": 7, "action": "repair", "actor": "ana", "ordered_at": at}
+    waiting = order_line({**o, "started_at": None, "done_at": None, "done_kind": None})
+    assert waiting == "Alert #7: repair ordered by ana at 2026-01-02 03:00 · waiting for the plant"
+    done = order_line({**o, "started_at": at, "done_at": at.replace(hour=9), "done_kind": "repair"})
+    assert done.endswith("repair arrived: repair done by the plant at 2026-01-02 09:00")
