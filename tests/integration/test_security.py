@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,6 +215,8 @@ class Conn:
         self.reason: str | None = None
         self.received: list[tuple[str, bytes]] = []
         self.granted: list[int] = []
+        self.pubacks: dict[int, int] = {}  # mid -> PUBACK reason code (135 = not authorized)
+        self.client.on_publish = lambda _c, _u, mid, rc, _p: self.pubacks.__setitem__(mid, rc.value)
         self.client.on_connect = self._on_connect
         self.client.on_message = lambda _c, _u, m: self.received.append((m.topic, m.payload))
         self.client.on_subscribe = lambda _c, _u, _m, rcs, _p: self.granted.extend(
@@ -267,9 +268,16 @@ def test_publishing_or_subscribing_outside_the_acl_gets_nothing_through(
         (ingest, "forewarn/v1/plant-a/m1/telemetry"),  # ingest may only subscribe
         (sim, "forewarn/v1/plant-a/m1/command"),  # the simulator may not issue commands
         (api, "forewarn/v1/plant-a/m1/telemetry"),  # the API may not forge telemetry
+        # no pattern lines: a service user has no site named after itself
+        (api, "forewarn/v1/forewarn-api/m1/telemetry"),
+        (ingest, "forewarn/v1/forewarn-ingest/m1/telemetry"),
+        (sim, "forewarn/v1/forewarn-sim/m1/command"),
     ]
+    refused = []
     for client, topic in denied:
-        client.client.publish(topic, b"forged", qos=1).wait_for_publish(10)
+        info = client.client.publish(topic, b"forged", qos=1)
+        info.wait_for_publish(10)
+        refused.append((client, info.mid))
     allowed = [
         (plant_a, "forewarn/v1/plant-a/m1/telemetry"),
         (sim, "forewarn/v1/plant-b/m2/event"),
@@ -278,7 +286,10 @@ def test_publishing_or_subscribing_outside_the_acl_gets_nothing_through(
     for client, topic in allowed:
         client.client.publish(topic, b"ok", qos=1).wait_for_publish(10)
     wait_until(lambda: len(ingest.received) >= 2 and len(sim.received) >= 1, 10, "allowed messages")
-    time.sleep(0.5)  # anything forged would have arrived by now
+    # the broker said so for each forged message (MQTT 5 PUBACK reason 135, not authorized), so
+    # none was routed: no need to wait and see
+    wait_until(lambda: all(mid in c.pubacks for c, mid in refused), 10, "PUBACKs")
+    assert [c.pubacks[mid] for c, mid in refused] == [135] * len(refused)
     got = ingest.received + sim.received + snoop.received
     assert sorted(t for t, _ in got) == sorted(t for _, t in allowed)
     assert all(p == b"ok" for _, p in got)

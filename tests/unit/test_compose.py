@@ -97,3 +97,49 @@ def test_dockerfile_copies_every_package() -> None:
     text = (ROOT / "Dockerfile").read_text()
     for pkg in ("forewarn", "ingest", "models", "api", "dashboard", "simulator", "connectors"):
         assert f"COPY {pkg} ./{pkg}" in text
+
+
+def _acl() -> dict[str, set[tuple[str, str]]]:
+    """user -> {(read|write, topic)} of deploy/mosquitto/acl; '' collects lines before any user."""
+    grants: dict[str, set[tuple[str, str]]] = {"": set()}
+    user = ""
+    for line in (ROOT / "deploy/mosquitto/acl").read_text().splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        if words[0] == "user":
+            user = words[1]
+            grants.setdefault(user, set())
+        else:
+            assert words[0] == "topic", f"only user/topic lines, no {words[0]!r}: {line}"
+            grants[user].add((words[1], words[2]))
+    return grants
+
+
+def test_the_broker_acl_gives_each_service_user_exactly_its_topics() -> None:
+    """No `pattern` lines (they apply to every user) and nothing granted before a user line."""
+    acl = _acl()
+    assert acl.pop("") == set()
+    root = "forewarn/v1/+/+"
+    assert acl["forewarn-ingest"] == {
+        ("read", f"{root}/telemetry"),
+        ("read", f"{root}/event"),
+        ("read", f"$share/+/{root}/telemetry"),
+        ("read", f"$share/+/{root}/event"),
+        ("read", "spBv1.0/#"),
+        ("write", "spBv1.0/+/NCMD/+"),
+        ("write", "spBv1.0/STATE/+"),
+    }
+    assert acl["forewarn-api"] == {("write", f"{root}/command"), ("read", "$SYS/broker/uptime")}
+    assert acl["forewarn-sim"] == {
+        ("write", f"{root}/telemetry"),
+        ("write", f"{root}/event"),
+        ("read", f"{root}/command"),
+    }
+    assert acl["forewarn-opcua"] == {("write", f"{root}/telemetry")}
+    for site in ("plant-a", "plant-b"):  # gateways: their own site only
+        assert acl[site] == {
+            ("write", f"forewarn/v1/{site}/+/telemetry"),
+            ("write", f"forewarn/v1/{site}/+/event"),
+            ("read", f"forewarn/v1/{site}/+/command"),
+        }
