@@ -9,21 +9,30 @@ published must be stored exactly once, with sequence numbers that never repeat.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import urlopen
 
+import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 from asyncua import Server, ua
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from asyncua.server.user_managers import User, UserManager, UserRole
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from paho.mqtt.enums import CallbackAPIVersion
 
 from connectors.mapping import load_map
 from connectors.opcua import OpcuaConnector
@@ -348,3 +357,64 @@ def test_opcua_connector_encrypted_session_with_user_and_password(
             if c is not None:
                 c.close()
         server.close()
+
+
+def test_connect_opcua_command_publishes_serves_metrics_and_stops_on_sigterm(
+    mqtt_url: str, topic_root: str, tmp_path: Path
+) -> None:
+    """The console command the compose service runs: settings, map, outbox, metrics, SIGTERM."""
+    port, metrics_port = free_port(), free_port()
+    map_file = tmp_path / "map.toml"
+    map_file.write_text(
+        'site = "s1"\nsampling_interval_ms = 50\n[[machines]]\nid = "cli-pump"\n'
+        'sensors = { flow = "ns=2;s=Pump0.Flow" }\n'
+    )
+    got: list[dict[str, Any]] = []
+    subscribed = threading.Event()
+    parts = urlsplit(mqtt_url)
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"cli-sub-{uuid.uuid4().hex[:8]}")
+    sub.on_message = lambda _c, _u, m: got.append(json.loads(m.payload))
+    sub.on_subscribe = lambda *_a: subscribed.set()
+    sub.on_connect = lambda c, *_a: c.subscribe(f"{topic_root}/s1/cli-pump/telemetry", qos=1)
+    sub.connect(parts.hostname or "127.0.0.1", parts.port or 1883, 30)
+    sub.loop_start()
+    server = OpcServer(port).start()
+    env = {
+        **os.environ,
+        "FOREWARN_MQTT__URL": mqtt_url,
+        "FOREWARN_MQTT__TOPIC_ROOT": topic_root,
+        "FOREWARN_STATE_DIR": str(tmp_path / "state"),
+        "FOREWARN_OPCUA__METRICS_PORT": str(metrics_port),
+    }
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "forewarn"), "connect", "opcua",
+         f"--endpoint=opc.tcp://127.0.0.1:{port}/forewarn/", f"--map={map_file}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert subscribed.wait(10)
+
+        def ready() -> bool:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            try:
+                with urlopen(f"http://127.0.0.1:{metrics_port}/readyz", timeout=2) as r:
+                    return bool(r.status == 200)
+            except OSError:
+                return False
+
+        wait_until(ready, what="the connector's /readyz")
+        server.write("Pump0", "Flow", 123.25)
+        wait_until(lambda: any(m["values"].get("flow") == 123.25 for m in got), what="telemetry")
+        with urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+            metrics = r.read().decode()
+        assert "forewarn_opcua_buffered 0.0" in metrics
+        assert (tmp_path / "state" / "opcua" / "outbox.sqlite3").exists()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        server.close()
+        sub.disconnect()
+        sub.loop_stop()
