@@ -47,6 +47,8 @@ CLOSE_WAIT_S = 20.0  # for the alert engine to close alerts on failures in the l
 DEAD_LETTER_MAX_SHARE = 0.02  # more dead letters than this share of published messages fails a run
 DRAIN_TIMEOUT_S = 180.0  # a loaded 2-core machine can lag the publisher by a minute or more
 PROGRESS_INTERVAL_S = 0.5
+DEMO_RETENTION_DAYS = 7
+DEMO_HOUR_ROLLUP_DAYS = 60
 SIMULATOR_STATE = "simulator-state.pkl"  # in the state dir: the plant, saved for an exact resume
 
 
@@ -308,6 +310,15 @@ def _child_env(settings: Settings, opts: DemoOptions, db_url: str, mqtt_url: str
         # stale, a wall minute unacknowledged escalates.
         "FOREWARN_MODELS__STALE_AFTER_S": str(max(settings.models.stale_after_s, 30 * opts.speed)),
         "FOREWARN_API__ESCALATE_AFTER_S": str(max(60.0, 60 * opts.speed)),
+        # Plant-time retention for an accelerated plant (one simulated hour per second): a week of
+        # raw readings and minute roll-ups, two months of hour roll-ups, so an hour of the demo
+        # stays well under 1 GB on disk. A value set in the environment wins.
+        "FOREWARN_DB__RETENTION_DAYS": os.environ.get(
+            "FOREWARN_DB__RETENTION_DAYS", str(DEMO_RETENTION_DAYS)
+        ),
+        "FOREWARN_DB__HOUR_ROLLUP_RETENTION_DAYS": os.environ.get(
+            "FOREWARN_DB__HOUR_ROLLUP_RETENTION_DAYS", str(DEMO_HOUR_ROLLUP_DAYS)
+        ),
         # Many processes share 2 cores: one OpenMP/BLAS thread each, and passive waits.
         "OMP_NUM_THREADS": "1",
         "OMP_WAIT_POLICY": "PASSIVE",

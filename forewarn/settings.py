@@ -34,6 +34,9 @@ class DbSettings(BaseModel):
     dead_letter_retention_days: int = Field(
         default=30, ge=1, description="dead letters received longer ago are pruned by maintain"
     )
+    hour_rollup_retention_days: int = Field(
+        default=365, ge=1, description="hour roll-ups are kept this long (at least retention_days)"
+    )
 
     @field_validator("url")
     @classmethod

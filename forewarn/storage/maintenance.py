@@ -3,7 +3,7 @@
 :func:`run_maintenance` is what a long-running service calls every minute or so (or runs
 :func:`maintenance_loop` in a thread). Retention keeps raw readings and minute roll-ups for
 ``settings.db.retention_days`` (counted from ``now``, or from the newest reading when that is
-older) and hour roll-ups for at least :data:`HOUR_ROLLUP_KEEP_DAYS`, so
+older) and hour roll-ups for ``settings.db.hour_rollup_retention_days`` (365 by default), so
 long trends outlive the raw data. On TimescaleDB whole chunks go with ``drop_chunks``; rows older
 than the cutoff in a chunk that straddles it (and everything on plain PostgreSQL) are deleted in
 batches of :data:`DELETE_BATCH` rows by primary key, each batch its own transaction. Either way
@@ -28,7 +28,6 @@ from forewarn.storage.timescale import timescale_schema
 
 log = logging.getLogger(__name__)
 
-HOUR_ROLLUP_KEEP_DAYS = 365
 DELETE_BATCH = 10_000
 # table -> primary key columns (the batched DELETE addresses rows by key: on a hypertable a ctid
 # is only unique within one chunk).
@@ -42,7 +41,8 @@ RETAINED = {
 def retention_cutoffs(settings: Settings, now: datetime) -> dict[str, datetime]:
     """Per table, the time before which rows are dropped."""
     raw = now - timedelta(days=settings.db.retention_days)
-    hours = now - timedelta(days=max(settings.db.retention_days, HOUR_ROLLUP_KEEP_DAYS))
+    keep_h = max(settings.db.retention_days, settings.db.hour_rollup_retention_days)
+    hours = now - timedelta(days=keep_h)
     return {"readings": raw, "readings_1m": raw, "readings_1h": hours}
 
 
