@@ -233,17 +233,18 @@ def test_sparkplug_edge_node_births_data_rebirth_and_death(
             "out_of_bounds": f"spBv1.0/{group}/DDATA/{edge}/{m1}",
         }
 
-        # the connection drops (kill -9): the broker publishes the NDEATH will, the machines go down
+        # a device leaves (DDEATH): that machine goes down
+        node.send(cmd="deregister", device=m1)
+        downs_sql = "select 1 from machine_events where detail->>'state' = 'down'"
+        wait_until(lambda: len(q(db_url, downs_sql)) == 1, what="down state event from the DDEATH")
+
+        # the connection drops (kill -9): the broker publishes the NDEATH will, the rest goes down
         os.kill(node.proc.pid, signal.SIGKILL)
-        wait_until(
-            lambda: (
-                len(q(db_url, "select 1 from machine_events where detail->>'state' = 'down'")) == 2
-            ),
-            what="down state events from the NDEATH",
-        )
+        wait_until(lambda: len(q(db_url, downs_sql)) == 2, what="down state event from the NDEATH")
         downs = q(db_url, "select machine_id, detail->>'bdSeq' from machine_events"
                   " where detail->>'state' = 'down' order by machine_id")  # fmt: skip
-        assert [m for m, _ in downs] == [m0, m1] and all(bd is not None for _, bd in downs)
+        assert downs[0][0] == m0 and downs[0][1] is not None  # the will carries its bdSeq
+        assert downs[1] == (m1, None)
     recorder.close()
     pub.close()
     # nothing stored twice: every reading key is unique, and every value sent arrived

@@ -3,7 +3,8 @@
 It runs in its own virtual environment (pysparkplug 0.6.1 needs paho-mqtt < 2; Forewarn uses 2.x),
 built by `make install` (see tests/fixtures/sparkplug.py), and talks to the real broker. Commands
 on stdin, one JSON object a line: ``{"cmd": "data", "device": D, "values": {metric: number}}``
-(DDATA with aliases only, as Ignition sends), ``{"cmd": "gap"}`` (skip one seq, as if a message was
+(DDATA with aliases only, as Ignition sends), ``{"cmd": "deregister", "device": D}`` (DDEATH),
+``{"cmd": "gap"}`` (skip one seq, as if a message was
 lost), ``{"cmd": "alias", "device": D, "alias": N}`` (DDATA with an alias no birth declared).
 Events on stdout, one JSON object a line: ``born`` after the births, ``sent`` with each data
 message's seq, ``ncmd`` with the metric names of each command, ``reborn`` after a rebirth.
@@ -138,6 +139,9 @@ def main() -> None:
                 node.devices[dev].update(
                     [metric(dev, n, float(v), with_name=True) for n, v in cmd["values"].items()]
                 )
+            elif cmd["cmd"] == "deregister":
+                seq = None
+                node.deregister(cmd["device"])  # publishes the device's DDEATH
             elif cmd["cmd"] == "gap":
                 seq = node._seq  # consumed, never sent: the host sees a gap
             elif cmd["cmd"] == "alias":
