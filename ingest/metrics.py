@@ -80,6 +80,11 @@ class IngestMetrics:
         self.connected = Gauge(
             "forewarn_ingest_broker_connected", "1 while connected to the broker", registry=r
         )
+        self.sparkplug_rebirths = Counter(
+            "forewarn_ingest_sparkplug_rebirths",
+            "Rebirth requests (NCMD) sent to Sparkplug edge nodes: seq gaps, unknown aliases",
+            registry=r,
+        )
         self.db_ok = Gauge(
             "forewarn_ingest_db_ok", "1 when the last database write succeeded", registry=r
         )

@@ -202,6 +202,7 @@ class Pipeline:
         out = self._sparkplug.handle(topic, payload, self._specs, now)  # raises ContractError
         if out.rebirth is not None and self._rebirth is not None:
             self._rebirth(out.rebirth)
+            self.metrics.sparkplug_rebirths.inc()
         return (SPARKPLUG, out, topic, payload, mid, qos, self._gen)
 
     # -- lifecycle ------------------------------------------------------------------------

@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from urllib.request import urlopen
 
 import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from forewarn.broker import free_port
 from forewarn.settings import load_settings
 from ingest.sparkplug.codec import REBIRTH
 from tests.integration.ingest_support import Publisher, running, seed, wait_until
@@ -149,9 +151,10 @@ def test_sparkplug_edge_node_births_data_rebirth_and_death(
     machines = seed(db_url, machines=2)  # s1-pump-000, s1-pump-001: the edge node's devices
     m0, m1 = machines
     group, edge = f"fwtest-{uuid.uuid4().hex[:8]}", "edge1"
+    metrics_port = free_port()
     settings = load_settings(
         mqtt={"topic_root": topic_root, "keepalive_s": 10},
-        ingest={"metrics_port": 0, "flush_interval_s": 0.05},
+        ingest={"metrics_port": metrics_port, "flush_interval_s": 0.05},
         sparkplug={"groups": [group], "rebirth_interval_s": 0},
     )
     recorder = Recorder(mqtt_url, f"spBv1.0/{group}/#")
@@ -232,6 +235,11 @@ def test_sparkplug_edge_node_births_data_rebirth_and_death(
             "unknown_alias": f"spBv1.0/{group}/DDATA/{edge}/{m0}",
             "out_of_bounds": f"spBv1.0/{group}/DDATA/{edge}/{m1}",
         }
+
+        with urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+            metrics = r.read().decode()
+        # the redelivery, the gap, the unknown alias
+        assert "forewarn_ingest_sparkplug_rebirths_total 3.0" in metrics
 
         # a device leaves (DDEATH): that machine goes down
         node.send(cmd="deregister", device=m1)
