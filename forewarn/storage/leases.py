@@ -82,12 +82,20 @@ def leave(conn: Connection, service: str, worker: str) -> None:
 
 def fence(conn: Connection, service: str, worker: str, partition: int) -> bool:
     """Inside a transaction: lock our unexpired lease on ``partition`` until commit; False if not ours."""
-    row = conn.execute(
-        "select 1 from partition_leases where service = %s and partition = %s and worker = %s"
-        " and expires_at > clock_timestamp() for update",
-        (service, partition, worker),
-    ).fetchone()
-    return row is not None
+    return bool(fence_many(conn, service, worker, [partition]))
+
+
+def fence_many(conn: Connection, service: str, worker: str, partitions: Sequence[int]) -> list[int]:
+    """:func:`fence` for several partitions at once; returns those that are ours (locked)."""
+    if not partitions:
+        return []
+    rows = conn.execute(
+        "select partition from partition_leases where service = %s and worker = %s"
+        " and partition = any(%s) and expires_at > clock_timestamp()"
+        " order by partition for update",
+        (service, worker, list(partitions)),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
 
 
 def holders(conn: Connection, service: str) -> dict[int, str]:

@@ -28,12 +28,14 @@ def new_readings(
     return [(r[0], int(r[1]), r[2], r[3], r[4]) for r in rows]
 
 
-def checkpoint_version(conn: Connection, partition: int) -> int | None:
-    """Inside a transaction: lock the partition's checkpoint row and return its version."""
-    row = conn.execute(
-        "select version from stream_checkpoints where partition = %s for update", (partition,)
-    ).fetchone()
-    return None if row is None else int(row[0])
+def checkpoint_versions(conn: Connection, partitions: Sequence[int]) -> dict[int, int]:
+    """Inside a transaction: lock the partitions' checkpoint rows; partition -> version."""
+    rows = conn.execute(
+        "select partition, version from stream_checkpoints where partition = any(%s)"
+        " order by partition for update",
+        (list(partitions),),
+    ).fetchall()
+    return {int(r[0]): int(r[1]) for r in rows}
 
 
 def load_checkpoint(conn: Connection, partition: int) -> tuple[int, int, bytes] | None:
@@ -45,16 +47,18 @@ def load_checkpoint(conn: Connection, partition: int) -> tuple[int, int, bytes] 
     return None if row is None else (int(row[0]), int(row[1]), bytes(row[2]))
 
 
-def save_checkpoint(
-    conn: Connection, partition: int, partitions: int, version: int, state: bytes
-) -> None:
-    conn.execute(
-        "insert into stream_checkpoints (partition, partitions, version, state, updated_at)"
-        " values (%s, %s, %s, %s, clock_timestamp()) on conflict (partition) do update"
-        " set partitions = excluded.partitions, version = excluded.version,"
-        " state = excluded.state, updated_at = excluded.updated_at",
-        (partition, partitions, version, state),
-    )
+def save_checkpoints(conn: Connection, rows: Sequence[tuple[int, int, int, bytes]]) -> None:
+    """(partition, partitions, version, state) rows, inserted or replaced."""
+    if not rows:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into stream_checkpoints (partition, partitions, version, state, updated_at)"
+            " values (%s, %s, %s, %s, clock_timestamp()) on conflict (partition) do update"
+            " set partitions = excluded.partitions, version = excluded.version,"
+            " state = excluded.state, updated_at = excluded.updated_at",
+            rows,
+        )
 
 
 def insert_stream_predictions(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> int:
@@ -71,33 +75,35 @@ def insert_stream_predictions(conn: Connection, rows: Sequence[tuple[Any, ...]])
     return len(rows)
 
 
-def log_pass(
+def log_passes(
     conn: Connection,
     *,
     service: str,
     worker: str,
-    partition: int,
     started_at: datetime,
-    machines: Sequence[str],
-    first_seq: Sequence[int],
-    last_seq: Sequence[int],
-    readings: int,
+    passes: Sequence[dict[str, Any]],
 ) -> None:
-    """One row per partition and pass that scored something (see migration 130)."""
-    conn.execute(
-        "insert into score_passes (service, worker, partition, started_at, machines, first_seq,"
-        " last_seq, readings) values (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            service,
-            worker,
-            partition,
-            started_at,
-            list(machines),
-            list(first_seq),
-            list(last_seq),
-            readings,
-        ),
-    )
+    """One row per partition that scored something in a pass (see migration 130)."""
+    if not passes:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into score_passes (service, worker, partition, started_at, machines,"
+            " first_seq, last_seq, readings) values (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (
+                    service,
+                    worker,
+                    p["partition"],
+                    started_at,
+                    p["machines"],
+                    p["first_seq"],
+                    p["last_seq"],
+                    p["readings"],
+                )  # fmt: skip
+                for p in passes
+            ],
+        )
 
 
 def machines_by_type(conn: Connection) -> dict[str, list[str]]:

@@ -309,17 +309,17 @@ def run_alerting_loop(
             return 0
         now = now_on(conn, settings.clock)
         parts = split([x for ids in machines_by_type(conn).values() for x in ids], m.partitions)
-        raised = 0
-        for p in held:
-            with conn.transaction():
-                if not leases.fence(conn, SERVICE, keeper.worker, p):
-                    since.pop(p, None)
-                    continue
-                raised += run_alerting_once(conn, settings, now, machines=parts[p], escalate=p == 0)
-                start = since.get(p) or initial_since(now)
-                n, newest = run_stream_alerting_once(conn, settings, now, parts[p], start)
-                raised += n
-            since[p] = next_since(start, newest)
+        with conn.transaction():  # one transaction for every held partition, behind their fences
+            fenced = leases.fence_many(conn, SERVICE, keeper.worker, held)
+            for p in set(since) - set(fenced):
+                since.pop(p)
+            machines = [x for p in fenced for x in parts[p]]
+            raised = run_alerting_once(conn, settings, now, machines=machines, escalate=0 in fenced)
+            start = min((since.get(p) or initial_since(now) for p in fenced), default=now)
+            n, newest = run_stream_alerting_once(conn, settings, now, machines, start)
+            raised += n
+        for p in fenced:
+            since[p] = next_since(since.get(p) or start, newest)
         if 0 in held and webhook_client is not None:
             deliver_pending(
                 conn, webhook_client, policy=EgressPolicy.from_settings(settings.webhooks)

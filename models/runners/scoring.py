@@ -307,10 +307,10 @@ def run_scoring_loop(
         since = stream_since(conn)
         written = 0
         if since is not None:
-            started = wall_now()
-            for p in held:
-                part = {t: parts[p] for t, parts in by_type.items() if parts[p]}
-                written += scorer.run_partition(conn, p, part, types, since, started).written
+            held_parts = {
+                p: {t: parts[p] for t, parts in by_type.items() if parts[p]} for p in held
+            }
+            written += scorer.run_pass(conn, held_parts, types, since, wall_now()).written
         if time.monotonic() - last_hourly[0] >= m.score_cadence_s:
             last_hourly[0] = time.monotonic()
             for p in held:

@@ -74,55 +74,67 @@ class StreamScorer:
     cfg: StreamConfig = StreamConfig()
     states: dict[int, tuple[int, PartitionState]] = field(default_factory=dict)
 
-    def run_partition(
+    def run_pass(
         self,
         conn: Connection,
-        partition: int,
-        machines: dict[str, list[str]],
+        partitions: dict[int, dict[str, list[str]]],
         types: dict[str, MachineType],
         since: datetime,
         started_at: datetime | None = None,
     ) -> PassResult:
-        """Score the partition's new readings (``machines``: type -> ids in this partition).
+        """Score the new readings of the held partitions (partition -> type -> machine ids).
 
-        ``since`` bounds the look-back in plant time (see :func:`stream_since`); ``started_at``
-        (wall clock) names the pass over all held partitions this belongs to in the pass log.
+        One transaction for the whole pass (a few round trips, whatever the partition count):
+        fence every lease, lock and check every checkpoint, read the new readings of all their
+        machines, then write predictions, pass log and checkpoints. ``since`` bounds the look-back
+        in plant time (see :func:`stream_since`); ``started_at`` (wall clock) names the pass.
         """
         started_at = started_at or wall_now()
+        res = PassResult()
         with conn.transaction():
-            if not leases.fence(conn, SERVICE, self.worker, partition):
-                self.states.pop(partition, None)
-                return PassResult()
-            version = store.checkpoint_version(conn, partition)
-            state = self._state(conn, partition, version)
-            ids = [m for ms in machines.values() for m in ms]
-            rows = store.new_readings(conn, {m: state.last_seq.get(m, -1) for m in ids}, since)
-            res = PassResult(readings=len(rows))
-            if rows:
-                type_of = {m: t for t, ms in machines.items() for m in ms}
-                preds = []
-                for t, chunk in _by_type(rows, type_of).items():
+            fenced = leases.fence_many(conn, SERVICE, self.worker, list(partitions))
+            for p in set(self.states) - set(fenced):
+                self.states.pop(p, None)  # not ours (any more): reload if it comes back
+            if not fenced:
+                return res
+            versions = store.checkpoint_versions(conn, fenced)
+            states = {p: self._state(conn, p, versions.get(p)) for p in fenced}
+            part_of = {m: p for p in fenced for ms in partitions[p].values() for m in ms}
+            type_of = {m: t for p in fenced for t, ms in partitions[p].items() for m in ms}
+            last = {m: states[p].last_seq.get(m, -1) for m, p in part_of.items()}
+            rows = store.new_readings(conn, last, since)
+            res.readings = len(rows)
+            by_part: dict[int, list[tuple[Any, ...]]] = {}
+            for r in rows:
+                by_part.setdefault(part_of[r[0]], []).append(r)
+            preds: list[tuple[Any, ...]] = []
+            logs: list[dict[str, Any]] = []
+            checkpoints: list[tuple[int, int, int, bytes]] = []
+            for p, prows in by_part.items():
+                state = states[p]
+                for t, chunk in _by_type(prows, type_of).items():
                     preds += self._score_type(state, types[t], chunk)
-                res.written = store.insert_stream_predictions(conn, preds)
                 first: dict[str, int] = {}
-                for m, seq, ts, _, _ in rows:
+                for m, seq, ts, _, _ in prows:
                     first.setdefault(m, seq)
                     state.last_seq[m], state.last_ts[m] = seq, ts
-                res.machines = len(first)
-                store.log_pass(
-                    conn,
-                    service=SERVICE,
-                    worker=self.worker,
-                    partition=partition,
-                    started_at=started_at,
-                    machines=list(first),
-                    first_seq=list(first.values()),
-                    last_seq=[state.last_seq[m] for m in first],
-                    readings=len(rows),
+                res.machines += len(first)
+                logs.append(
+                    {
+                        "partition": p,
+                        "machines": list(first),
+                        "first_seq": list(first.values()),
+                        "last_seq": [state.last_seq[m] for m in first],
+                        "readings": len(prows),
+                    }
                 )
-                new_version = (version or 0) + 1
-                store.save_checkpoint(conn, partition, self.partitions, new_version, state.dumps())
-                self.states[partition] = (new_version, state)
+                version = (versions.get(p) or 0) + 1
+                checkpoints.append((p, self.partitions, version, state.dumps()))
+                self.states[p] = (version, state)
+            res.written = store.insert_stream_predictions(conn, preds)
+            store.log_passes(conn, service=SERVICE, worker=self.worker, started_at=started_at,
+                             passes=logs)  # fmt: skip
+            store.save_checkpoints(conn, checkpoints)
         return res
 
     def _state(self, conn: Connection, partition: int, version: int | None) -> PartitionState:
