@@ -196,7 +196,8 @@ def bench_fleet(
     duration: Annotated[float, typer.Option(min=60, help="Seconds of publishing per size.")] = 120,
     faults: Annotated[int, typer.Option(min=0, help="Machines given an abrupt fault.")] = 24,
     publishers: Annotated[
-        int | None, typer.Option(help="Publisher processes (default: one per 1,500 msg/s, at most 6).")
+        int | None,
+        typer.Option(help="Publisher processes (default: one per 1,500 msg/s, at most 6)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
