@@ -44,7 +44,7 @@ BACKTEST_ARGS = (
     "--no-curve",
 )
 INGEST_READY_TIMEOUT_S = 120.0
-API_READY_TIMEOUT_S = 60.0
+API_READY_TIMEOUT_S = 180.0  # a loaded 2-core machine starts uvicorn slowly
 ORDERS_WAIT_PLANT_H = 40.0  # plant hours the plant may take to answer the last orders (repairs)
 CLOSE_WAIT_S = 20.0  # for the alert engine to close alerts on failures in the last messages
 DEAD_LETTER_MAX_SHARE = 0.02  # more dead letters than this share of published messages fails a run

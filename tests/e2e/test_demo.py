@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -63,7 +65,9 @@ def _argv(duration: str) -> list[str]:
 def _wait_for(predicate: object, timeout_s: float, proc: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        assert proc.poll() is None, "the demo ended before the kill"
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            raise AssertionError(f"the demo ended before the kill:\n{err[-3000:]}")
         if predicate():  # type: ignore[operator]
             return
         time.sleep(0.2)
@@ -152,9 +156,16 @@ def test_headless_demo_loop_on_machine_services(tmp_path: Path, db_url: str, mqt
     _loop(tmp_path / "state", env, db_url)
 
 
-def test_headless_demo_loop_on_embedded_defaults(tmp_path: Path) -> None:
+def test_headless_demo_loop_on_embedded_defaults() -> None:
     env = {k: "" for k in ("FOREWARN_DB__URL", "FOREWARN_MQTT__URL")}
-    state = tmp_path / "state"
-    embedded = f"postgresql://postgres:@/forewarn?host={state / 'pg'}"
-    _loop(state, env, embedded)
-    assert (state / "pg" / "PG_VERSION").exists()  # the embedded server really ran
+    # Not under pytest's tmp_path: every pytest session that starts on this machine resets
+    # /tmp/pytest-of-<user> to mode 0700, which cuts the embedded server's own (non-root) user
+    # off its data directory in the middle of a run (PANIC: pg_control: Permission denied).
+    root = Path(tempfile.mkdtemp(prefix="forewarn-e2e-loop-"))
+    try:
+        state = root / "state"
+        embedded = f"postgresql://postgres:@/forewarn?host={state / 'pg'}"
+        _loop(state, env, embedded)
+        assert (state / "pg" / "PG_VERSION").exists()  # the embedded server really ran
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
