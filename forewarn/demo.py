@@ -195,6 +195,7 @@ def _run(
             sup.start("backtest", forewarn_command(*BACKTEST_ARGS, "--seed", str(opts.seed + 2000)))
         sim_args = _simulator_args(db_url, opts, mqtt_url, summary_path, settings.mqtt.topic_root)
         sim = sup.start("simulator", forewarn_command(*sim_args))
+        _resend_orders(settings, db_url, mqtt_url, before["readings"])
         _announce(opts, api_port, dash_port, key, logs, db_url)
         _watch(sup, db_url, opts, _PlantHold(sup, ready_url))
         if crew is not None:  # the crew stops first; the plant answers the orders it sent
@@ -280,6 +281,31 @@ def _start_crew(sup: Supervisor, opts: DemoOptions, api_url: str, key: str, run_
         str(opts.seed),
     )
     return sup.start("crew", argv, restart=True)
+
+
+def _resend_orders(settings: Settings, db_url: str, mqtt_url: str, readings_before: int) -> None:
+    """Send again the maintenance orders no plant event answered (resolved while the plant was
+    stopped, e.g. with `forewarn alerts resolve` between two demos), once the plant is publishing
+    (so its command subscription exists)."""
+    from forewarn.orders import command_payload, command_topic, mqtt_publisher
+    from forewarn.storage import loop
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        pending = loop.unanswered_orders(conn)
+    if not pending:
+        return
+    if not wait_until(lambda: counts(db_url)["readings"] > readings_before, INGEST_READY_TIMEOUT_S):
+        log.warning("the plant did not start publishing; %d orders not sent again", len(pending))
+        return
+    mqtt = settings.mqtt.model_copy(update={"url": mqtt_url})
+    publish, close = mqtt_publisher(settings.model_copy(update={"mqtt": mqtt}), name="demo-orders")
+    try:
+        for o in pending:
+            topic = command_topic(o["site_id"], o["machine_id"], settings.mqtt.topic_root)
+            publish(topic, command_payload(o["action"], int(o["alert_id"])))
+    finally:
+        close()
+    log.info("sent %d unanswered maintenance orders to the plant again", len(pending))
 
 
 def _await_orders(db_url: str, mark: dict[str, int], opts: DemoOptions) -> None:

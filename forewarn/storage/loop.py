@@ -113,3 +113,20 @@ def loop_summary(conn: Connection, mark: dict[str, int]) -> dict[str, Any]:
         "clock_monotonic": not any(back.values()),
         **back,
     }
+
+
+def unanswered_orders(conn: Connection, *, limit: int = 1000) -> list[dict[str, Any]]:
+    """Resolutions whose maintenance order no plant event answered yet (e.g. resolved while the
+    plant was stopped): alert_id, machine_id, site_id, action, oldest first."""
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "select distinct on (t.alert_id) t.alert_id, a.machine_id, m.site_id,"
+            " t.detail->>'action' as action from alert_transitions t"
+            " join alerts a on a.id = t.alert_id join machines m on m.id = a.machine_id"
+            " where t.to_status = 'resolved' and t.detail ? 'action'"
+            f" and t.alert_id not in ({_OBEYED}) order by t.alert_id limit %s",
+            (limit,),
+        )
+        return cur.fetchall()
