@@ -85,17 +85,31 @@ def bench_dashboard_cmd(
     machines: Annotated[int, typer.Option(help="Machines to seed.")] = 500,
     days: Annotated[float, typer.Option(help="Days of history to seed.")] = 7.0,
     repeat: Annotated[int, typer.Option(help="Timed loads per page (the median is reported).")] = 3,
+    browser: Annotated[
+        bool,
+        typer.Option(
+            "--browser", help="Time each page in Chromium from click until its charts are drawn."
+        ),
+    ] = False,
+    visits: Annotated[int, typer.Option(help="--browser: visits per page (round-robin).")] = 12,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Seed a scratch schema with a week of plant data and time each dashboard page's data load."""
+    """Seed a scratch schema with a week of plant data and time each dashboard page: its data load,
+    or with --browser what a person waits for in Chromium (first_s, p50_s, p95_s per page)."""
     from forewarn.cli import _emit, _settings
     from forewarn.storage.db import prepared_database
-    from tools.bench.dashboard import bench_dashboard
 
     settings = _settings()
     with prepared_database(settings) as url:
-        result = bench_dashboard(url, machines=machines, days=days, repeat=repeat)
-    _emit(result, as_json, "Dashboard page loads")
+        if browser:
+            from tools.bench.dashboard_browser import bench_dashboard_browser
+
+            result = bench_dashboard_browser(url, machines=machines, days=days, visits=visits)
+        else:
+            from tools.bench.dashboard import bench_dashboard
+
+            result = bench_dashboard(url, machines=machines, days=days, repeat=repeat)
+    _emit(result, as_json, "Dashboard pages in Chromium" if browser else "Dashboard page loads")
 
 
 def bench_timescale_cmd(
