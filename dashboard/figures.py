@@ -13,6 +13,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from forewarn.names import human_name, sensor_name
+
 RISK_HIGH = 0.6  # failure probability above which a machine is shown as at risk
 RISK_MEDIUM = 0.3
 COLORS = {"high": "#d62728", "medium": "#ff7f0e", "low": "#2ca02c", "unknown": "#7f7f7f"}
@@ -59,6 +61,24 @@ def _empty(title: str, note: str = "no data yet") -> go.Figure:
     return fig
 
 
+LOG_TICKS_H = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+
+def with_gaps(df: pd.DataFrame, col: str = "bucket", factor: float = 1.5) -> pd.DataFrame:
+    """``df`` sorted by ``col`` with an empty row inside every gap longer than ``factor`` times the
+    usual step, so Plotly breaks the line there (downtime shows as a gap, not a straight line)."""
+    if len(df) < 3:
+        return df.sort_values(col) if col in df else df
+    d = df.sort_values(col).reset_index(drop=True)
+    steps = d[col].diff()
+    usual = steps.median()
+    gaps = d.index[steps > usual * factor]
+    if len(gaps) == 0:
+        return d
+    fillers = pd.DataFrame({col: d.loc[gaps, col] - usual})
+    return pd.concat([d, fillers], ignore_index=True).sort_values(col, kind="stable")
+
+
 def fig_fleet_risk(df: pd.DataFrame) -> go.Figure:
     """Every machine as a point: remaining useful life (x, log) against failure probability (y).
 
@@ -95,8 +115,18 @@ def fig_fleet_risk(df: pd.DataFrame) -> go.Figure:
             )
         )
     fig.add_hline(y=RISK_HIGH, line_dash="dash", line_color=COLORS["high"], opacity=0.5)
-    fig.update_xaxes(type="log", title="remaining useful life (h)")
-    fig.update_yaxes(range=[0, 1], title="P(failure within horizon)")
+    # log axis labelled at 1-2-5 steps with units (Plotly's default minor labels read "2 5 10 2 5")
+    fig.update_xaxes(
+        type="log",
+        title="remaining useful life (h, log scale)",
+        tickvals=LOG_TICKS_H,
+        ticktext=[f"{t:g} h" for t in LOG_TICKS_H],
+        minor={"showgrid": False},
+    )
+    # a little room above 1 so markers at P = 1 are drawn whole, not cut in half
+    fig.update_yaxes(range=[-0.04, 1.06], tickvals=[0, 0.2, 0.4, 0.6, 0.8, 1.0],
+                     title="P(failure within horizon)")  # fmt: skip
+    fig.update_traces(cliponaxis=False)
     fig.update_layout(title=title, legend={"orientation": "h", "y": -0.15}, **LAYOUT)
     return fig
 
@@ -180,11 +210,10 @@ def fig_sensor_trends(
         cols=1,
         shared_xaxes=True,
         vertical_spacing=0.02,
-        subplot_titles=["P(failure)", "RUL (h)"]
-        + [f"{n} ({units[n]})" if n in units else n for n in names],
+        subplot_titles=["P(failure)", "RUL (h)"] + [sensor_name(n, units.get(n)) for n in names],
     )
     if not predictions.empty:
-        p = predictions.sort_values("bucket")
+        p = with_gaps(predictions)
         fig.add_trace(
             go.Scatter(
                 x=p["bucket"],
@@ -244,7 +273,7 @@ def fig_sensor_trends(
         )
         fig.update_yaxes(range=[0, 1.08], row=1, col=1)
     for i, name in enumerate(names, start=3):
-        s = rollup[rollup["sensor"] == name].sort_values("bucket")
+        s = with_gaps(rollup[rollup["sensor"] == name])
         fig.add_trace(
             go.Scatter(
                 x=s["bucket"],
@@ -302,7 +331,9 @@ def as_contribution_map(contributions: Contributions | None) -> dict[str, float]
     return {str(c["feature"]): float(c["value"]) for c in contributions}
 
 
-def fig_contributions(contributions: Contributions | None, *, top: int = 10) -> go.Figure:
+def fig_contributions(
+    contributions: Contributions | None, *, top: int = 10, units: Mapping[str, str] | None = None
+) -> go.Figure:
     """Horizontal bars of the largest feature contributions (by magnitude) of one prediction."""
     title = "Why: top feature contributions of the latest prediction"
     as_map = as_contribution_map(contributions)
@@ -314,7 +345,7 @@ def fig_contributions(contributions: Contributions | None, *, top: int = 10) -> 
     fig = go.Figure(
         go.Bar(
             x=values,
-            y=[k for k, _ in items],
+            y=[human_name(k, units) for k, _ in items],
             orientation="h",
             marker_color=[COLORS["high"] if v > 0 else "#1f77b4" for v in values],
             hovertemplate="%{y}: %{x:+.2f} log-odds<extra></extra>",
@@ -325,6 +356,7 @@ def fig_contributions(contributions: Contributions | None, *, top: int = 10) -> 
         xaxis_title="contribution to the log-odds of failure (LightGBM SHAP values, log-odds units)",
         **LAYOUT,
     )
+    fig.update_yaxes(automargin=True)  # long human names are shown whole
     return fig
 
 

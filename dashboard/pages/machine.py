@@ -57,7 +57,8 @@ def live(url: str, machine_id: str, days: float) -> None:
     st.plotly_chart(fig, key="machine_trends")
     left, right = st.columns(2)
     left.plotly_chart(
-        figures.fig_contributions(latest.get("contributions")), key="machine_contributions"
+        figures.fig_contributions(latest.get("contributions"), units=units),
+        key="machine_contributions",
     )
     with right:
         st.markdown("**Failures, maintenance and alerts**")

@@ -80,7 +80,7 @@ def test_sensor_trends_has_probability_rul_and_one_row_per_sensor() -> None:
     )
     fig = figures.fig_sensor_trends(rollup, preds, events, units={"temp": "K", "vib": "mm/s"})
     titles = [a.text for a in fig.layout.annotations]
-    assert titles[:4] == ["P(failure)", "RUL (h)", "temp (K)", "vib (mm/s)"]
+    assert titles[:4] == ["P(failure)", "RUL (h)", "Temp (K)", "Vib (mm/s)"]
     prob = next(t for t in fig.data if t.name == "P(failure)")
     assert list(prob.y) == [0.1, 0.2, 0.7]
     assert prob.fill == "tonexty"  # band down to the max trace drawn before it
@@ -100,7 +100,7 @@ def test_sensor_trends_empty_inputs() -> None:
 def test_contributions_sorted_by_magnitude_largest_on_top() -> None:
     fig = figures.fig_contributions({"a": 0.1, "b": -0.5, "c": 0.3, "d": 0.01}, top=3)
     bar = fig.data[0]
-    assert list(bar.y) == ["a", "c", "b"]  # plotly draws the last category at the top
+    assert list(bar.y) == ["A", "C", "B"]  # plotly draws the last category at the top
     assert list(bar.x) == [0.1, 0.3, -0.5]
     assert list(bar.marker.color) == [figures.COLORS["high"], figures.COLORS["high"], "#1f77b4"]
     assert len(figures.fig_contributions(None).data) == 0
@@ -113,7 +113,7 @@ def test_contributions_in_the_scorers_list_form_draw_the_same() -> None:
         {"feature": "a", "value": 0.1},
     ]
     fig = figures.fig_contributions(as_list, top=3)
-    assert list(fig.data[0].y) == ["a", "c", "b"]
+    assert list(fig.data[0].y) == ["A", "C", "B"]
     assert list(fig.data[0].x) == [0.1, 0.3, -0.5]
 
 
