@@ -145,8 +145,10 @@ def _run(
         conn.commit()
     env = _child_env(settings, opts, db_url, mqtt_url)
     logs = settings.state_dir / "logs"
-    api_port = opts.api_port or free_port()
-    dash_port = opts.dashboard_port or free_port()
+    saved = load_access(settings.state_dir)
+    # the same ports as last run when they are still free: bookmarks keep working
+    api_port = opts.api_port or _reuse_port(saved.get("api_port"))
+    dash_port = opts.dashboard_port or _reuse_port(saved.get("dashboard_port"))
     summary_path = settings.state_dir / "simulator-summary.json"
     summary_path.unlink(missing_ok=True)
 
@@ -156,7 +158,8 @@ def _run(
     with Supervisor(env=env, log_dir=logs, run_dir=run_dir) as sup:
         _bootstrap_models(sup, opts, run_dir)
         with psycopg.connect(db_url) as conn:
-            key = create_key(conn, name=f"demo-{time.time_ns()}", role="admin")
+            access, fresh = ensure_access(conn, saved, api_port, dash_port)
+            key = access["api_key"]
             crew_key = create_key(conn, name=f"demo-crew-{time.time_ns()}", role="maintenance")
             mark = loop.run_mark(conn)
             conn.commit()
@@ -196,7 +199,8 @@ def _run(
         sim_args = _simulator_args(db_url, opts, mqtt_url, summary_path, settings.mqtt.topic_root)
         sim = sup.start("simulator", forewarn_command(*sim_args))
         _resend_orders(settings, db_url, mqtt_url, before["readings"])
-        _announce(opts, api_port, dash_port, key, logs, db_url)
+        save_access(settings.state_dir, access)
+        _announce(opts, api_port, dash_port, access if fresh else None, logs, db_url)
         _watch(sup, db_url, opts, _PlantHold(sup, ready_url))
         if crew is not None:  # the crew stops first; the plant answers the orders it sent
             sup.stop(crew)
@@ -452,7 +456,12 @@ def psql_command(db_url: str) -> str:
 
 
 def _announce(
-    opts: DemoOptions, api_port: int, dash_port: int, key: str, logs: Path, db_url: str
+    opts: DemoOptions,
+    api_port: int,
+    dash_port: int,
+    fresh: dict[str, Any] | None,
+    logs: Path,
+    db_url: str,
 ) -> None:
     if opts.headless:
         log.info(
@@ -464,12 +473,19 @@ def _announce(
         return
     from rich.console import Console
 
+    if fresh is not None:
+        who = (
+            f"  log in     {fresh['admin_email']} / {fresh['admin_password']}   (admin; shown once)\n"
+            f"  API key    {fresh['api_key']}   (admin; shown once)\n"
+        )
+    else:
+        who = "  log in     as before; `forewarn demo --credentials` shows the admin log-in again\n"
     Console(stderr=True).print(
         f"\n[bold]Forewarn demo[/bold]\n"
         f"  dashboard  http://127.0.0.1:{dash_port}\n"
         f"  API        http://127.0.0.1:{api_port}/docs\n"
-        f"  API key    {key}   (admin; shown once)\n"
-        f"  database   {psql_command(db_url)}\n"
+        + who
+        + f"  database   {psql_command(db_url)}\n"
         f"  logs       {logs}\n"
         + (
             "  crew       a simulated maintenance crew acts on alerts through the API\n"
@@ -478,6 +494,76 @@ def _announce(
         )
         + "Ctrl-C stops everything.\n"
     )
+
+
+ACCESS_FILE = "demo-access.json"
+DEMO_ADMIN = ("Demo Admin", "admin@forewarn.demo")
+
+
+def load_access(state_dir: Path) -> dict[str, Any]:
+    """The demo's saved ports and admin credentials ({} before the first run)."""
+    path = state_dir / ACCESS_FILE
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data
+
+
+def save_access(state_dir: Path, access: dict[str, Any]) -> None:
+    """Write the access file readable by its owner only (it holds the demo admin's secrets)."""
+    path = state_dir / ACCESS_FILE
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(json.dumps(access, indent=2) + "\n")
+
+
+def _reuse_port(port: int | None) -> int:
+    if port:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", int(port)))
+            except OSError:
+                return free_port()
+            return int(port)
+    return free_port()
+
+
+def ensure_access(
+    conn: psycopg.Connection, saved: dict[str, Any], api_port: int, dash_port: int
+) -> tuple[dict[str, Any], bool]:
+    """The demo admin's account and API key, kept across runs; (access, created now)."""
+    import secrets
+
+    from forewarn.storage.keys import create_key, lookup_key
+    from forewarn.storage.people import create_user, get_user_by_email, set_password
+
+    fresh = False
+    key = saved.get("api_key")
+    if not key or lookup_key(conn, key) is None:
+        key = create_key(conn, name=f"demo-{time.time_ns()}", role="admin")
+        fresh = True
+    password = saved.get("admin_password")
+    person = get_user_by_email(conn, DEMO_ADMIN[1])
+    if person is None:
+        password = secrets.token_urlsafe(12)
+        create_user(conn, name=DEMO_ADMIN[0], email=DEMO_ADMIN[1], role="admin",
+                    password=password, actor="demo")  # fmt: skip
+        fresh = True
+    elif not password:  # the access file was lost: a new password, shown once
+        password = secrets.token_urlsafe(12)
+        set_password(conn, person.id, password)
+        fresh = True
+    access = {
+        "dashboard_url": f"http://127.0.0.1:{dash_port}",
+        "api_url": f"http://127.0.0.1:{api_port}",
+        "api_port": api_port,
+        "dashboard_port": dash_port,
+        "admin_email": DEMO_ADMIN[1],
+        "admin_password": password,
+        "api_key": key,
+    }
+    return access, fresh
 
 
 class _PlantHold:

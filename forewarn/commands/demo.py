@@ -40,10 +40,23 @@ def demo(
         bool,
         typer.Option("--crew", help="A simulated maintenance crew acts on alerts through the API."),
     ] = False,
+    credentials: Annotated[
+        bool,
+        typer.Option(
+            "--credentials", help="Print the demo's URLs and admin log-in and API key, then exit."
+        ),
+    ] = False,
 ) -> None:
     """Run simulator, ingest, scoring, alerts, API and dashboard; Ctrl-C stops everything."""
     from forewarn.cli import _settings
-    from forewarn.demo import DemoOptions, run_demo
+    from forewarn.demo import DemoOptions, load_access, run_demo
+
+    if credentials:
+        access = load_access(_settings().state_dir)
+        if not access:
+            raise typer.BadParameter("no demo has run in this state directory yet")
+        typer.echo(json.dumps(access, indent=2))
+        return
 
     if headless and duration is None:
         raise typer.BadParameter("--headless needs --duration SECONDS", param_hint="--duration")

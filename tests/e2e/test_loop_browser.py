@@ -21,7 +21,7 @@ from forewarn.storage import alerts as store
 from forewarn.storage.assets import upsert_registry
 from forewarn.storage.keys import create_key
 from forewarn.supervisor import Supervisor, forewarn_command, wait_until
-from tests.fixtures.browser import ARTIFACTS, UI_TIMEOUT_MS, free_port
+from tests.fixtures.browser import ARTIFACTS, UI_TIMEOUT_MS, free_port, login_with_key
 
 pytestmark = pytest.mark.browser
 
@@ -107,8 +107,7 @@ def test_a_resolve_by_clicks_repairs_the_machine_and_the_repair_shows(
         try:
             page.set_default_timeout(2 * UI_TIMEOUT_MS)
             page.goto(base)
-            page.get_by_label("API key").fill(key)
-            page.get_by_role("button", name="Log in").click()
+            login_with_key(page, key)
             nav = page.locator('[data-testid="stSidebarNav"]')
             nav.get_by_text("Alerts", exact=True).click()
             expect(page.get_by_role("heading", name="Alerts", exact=True)).to_be_visible()
