@@ -8,6 +8,9 @@ from typing import Any
 from psycopg import AsyncConnection, Connection
 from psycopg.rows import dict_row
 
+from forewarn import money
+from forewarn.assets import Costs
+
 BUCKET_ORIGIN = "2000-01-01T00:00:00Z"
 _RISK = (
     "left join lateral (select ts, failure_prob, rul_h, rul_low_h, rul_high_h, mode, data_quality,"
@@ -161,32 +164,42 @@ def predictions(
 def roi_summary(conn: Connection, *, since: datetime, until: datetime) -> dict[str, Any]:
     """Counts and money over a window: alerts acted on, failures suffered, estimated savings.
 
-    A resolved alert is credited with (unplanned failure cost - planned maintenance cost) of its
-    machine type; a dismissed alert costs an inspection; failures cost downtime and repair.
+    A resolved alert is credited with what a true alert saves (:func:`forewarn.money.avoided_failure`)
+    on its machine type; a dismissed alert costs an inspection; failures cost downtime and repair.
+    The SQL counts per machine type; the money comes from :mod:`forewarn.money`.
     """
-    rows = _all(
+    cost_cols = ", ".join(f"t.{f}" for f in money.COST_FIELDS)
+    counts = _all(
         conn,
-        "with a as (select a.status, t.* from alerts a join machines m on m.id = a.machine_id"
-        "   join machine_types t on t.id = m.type_id where a.updated_at >= %(s)s"
-        "   and a.updated_at < %(u)s),"
-        " f as (select t.* from machine_events e join machines m on m.id = e.machine_id"
-        "   join machine_types t on t.id = m.type_id where e.event = 'failure'"
-        "   and e.ts >= %(s)s and e.ts < %(u)s)"
-        " select"
-        " (select count(*) from alerts where created_at >= %(s)s and created_at < %(u)s) as raised,"
-        " (select count(*) from a where status = 'resolved') as resolved,"
-        " (select count(*) from a where status = 'dismissed') as dismissed,"
-        " (select count(*) from alerts where status in ('open', 'acknowledged')) as open_now,"
-        " (select count(*) from f) as failures,"
-        " (select count(*) from machine_events where event = 'maintenance'"
-        "   and ts >= %(s)s and ts < %(u)s) as maintenance,"
-        " coalesce((select sum(repair_hours * downtime_cost_per_h + repair_cost) from f), 0)"
-        "   as failure_cost,"
-        " coalesce((select sum(repair_hours * downtime_cost_per_h + repair_cost"
-        "   - inspection_cost - planned_maintenance_cost - planned_hours * downtime_cost_per_h)"
-        "   from a where status = 'resolved'), 0)"
-        "  - coalesce((select sum(inspection_cost) from a where status = 'dismissed'), 0)"
-        "   as estimated_savings",
+        "with a as (select a.status, m.type_id from alerts a join machines m on m.id = a.machine_id"
+        "   where a.updated_at >= %(s)s and a.updated_at < %(u)s),"
+        " f as (select m.type_id from machine_events e join machines m on m.id = e.machine_id"
+        "   where e.event = 'failure' and e.ts >= %(s)s and e.ts < %(u)s)"
+        f" select t.id, {cost_cols},"
+        " (select count(*) from a where a.type_id = t.id and a.status = 'resolved') as resolved,"
+        " (select count(*) from a where a.type_id = t.id and a.status = 'dismissed') as dismissed,"
+        " (select count(*) from f where f.type_id = t.id) as failures"
+        " from machine_types t",
         {"s": since, "u": until},
     )
-    return rows[0]
+    totals = _all(
+        conn,
+        "select"
+        " (select count(*) from alerts where created_at >= %(s)s and created_at < %(u)s) as raised,"
+        " (select count(*) from alerts where status in ('open', 'acknowledged')) as open_now,"
+        " (select count(*) from machine_events where event = 'maintenance'"
+        "   and ts >= %(s)s and ts < %(u)s) as maintenance",
+        {"s": since, "u": until},
+    )[0]
+    out = {**totals, "resolved": 0, "dismissed": 0, "failures": 0}
+    failure_cost = estimated = 0.0
+    for r in counts:
+        c = Costs(**{f: float(r[f]) for f in money.COST_FIELDS})
+        out["resolved"] += r["resolved"]
+        out["dismissed"] += r["dismissed"]
+        out["failures"] += r["failures"]
+        failure_cost += r["failures"] * money.unplanned_failure(c)
+        estimated += r["resolved"] * money.avoided_failure(c) - r["dismissed"] * money.inspection(c)
+    out["failure_cost"] = failure_cost
+    out["estimated_savings"] = estimated
+    return out

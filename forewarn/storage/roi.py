@@ -16,6 +16,9 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from forewarn import money
+from forewarn.assets import Costs
+
 FAILED_ANYWAY_H = 24.0  # a failure this soon after a resolution means the work did not avoid it
 CONFIRMING_ACTIONS = ("preventive", "repair")
 SYSTEM_ACTOR = "system"  # the alert engine's own transitions (models.runners.alerting.SYSTEM_ACTOR)
@@ -142,20 +145,15 @@ def ledger(conn: Connection, *, since: datetime, until: datetime) -> dict[str, A
             "cost_avoided": 0.0,
             "cost": 0.0,
         }
+        costs = Costs(**{f: float(r[f]) for f in money.COST_FIELDS})
         if avoided:
-            e["downtime_avoided_h"] = r["repair_hours"] - r["planned_hours"]
-            unplanned = r["repair_cost"] + r["repair_hours"] * r["downtime_cost_per_h"]
-            planned = (
-                r["inspection_cost"]
-                + r["planned_maintenance_cost"]
-                + r["planned_hours"] * r["downtime_cost_per_h"]
-            )
-            e["cost_avoided"] = unplanned - planned
+            e["downtime_avoided_h"] = money.downtime_avoided_h(costs)
+            e["cost_avoided"] = money.avoided_failure(costs)
             totals["avoided_failures"] += 1
             totals["downtime_avoided_h"] += e["downtime_avoided_h"]
             totals["cost_avoided"] += e["cost_avoided"]
         else:
-            e["cost"] = r["inspection_cost"]
+            e["cost"] = money.inspection(costs)
             totals["false_alarms"] += 1
             totals["false_alarm_cost"] += e["cost"]
         entries.append(e)

@@ -12,6 +12,7 @@ from forewarn.factory import load_factory
 from forewarn.storage import alerts as alert_store
 from forewarn.storage import roi as roi_store
 from forewarn.storage.assets import upsert_registry
+from forewarn.storage.machines import roi_summary
 from forewarn.storage.policies import get_policy
 from models.roi import BacktestConfig, reprice
 from models.runners.backtest import load_scores, run_backtest, write_history
@@ -182,6 +183,13 @@ def test_live_ledger_and_what_if(db: psycopg.Connection) -> None:
     assert tot["downtime_avoided_h"] == pytest.approx(c.repair_hours - c.planned_hours)
     assert tot["net_savings"] == pytest.approx(avoided - 2 * c.inspection_cost)
     assert [e["outcome"] for e in led["entries"]] == ["avoided", "false_alarm", "false_alarm"]
+    # the summary prices with the same money module: two resolved, one dismissed, one failure
+    summ = roi_summary(db, since=T0, until=T0 + timedelta(days=3))
+    assert (summ["resolved"], summ["dismissed"], summ["failures"]) == (2, 1, 1)
+    assert summ["estimated_savings"] == pytest.approx(2 * avoided - c.inspection_cost)
+    assert summ["failure_cost"] == pytest.approx(
+        c.repair_cost + c.repair_hours * c.downtime_cost_per_h
+    )
     assert (
         roi_store.latest_backtest(db) is None
         and reprice(roi_store.backtest_summary(db), {}) is None
