@@ -38,25 +38,31 @@ def checkpoint_versions(conn: Connection, partitions: Sequence[int]) -> dict[int
     return {int(r[0]): int(r[1]) for r in rows}
 
 
-def load_checkpoint(conn: Connection, partition: int) -> tuple[int, int, bytes] | None:
-    """(partitions, version, state) of a partition's checkpoint."""
+def load_checkpoint(conn: Connection, partition: int) -> tuple[int, int, bytes, bytes] | None:
+    """(partitions, version, baselines state, positions) of a partition's checkpoint."""
     row = conn.execute(
-        "select partitions, version, state from stream_checkpoints where partition = %s",
+        "select partitions, version, state, coalesce(positions, ''::bytea)"
+        " from stream_checkpoints where partition = %s",
         (partition,),
     ).fetchone()
-    return None if row is None else (int(row[0]), int(row[1]), bytes(row[2]))
+    return None if row is None else (int(row[0]), int(row[1]), bytes(row[2]), bytes(row[3]))
 
 
-def save_checkpoints(conn: Connection, rows: Sequence[tuple[int, int, int, bytes]]) -> None:
-    """(partition, partitions, version, state) rows, inserted or replaced."""
+def save_checkpoints(conn: Connection, rows: Sequence[tuple[int, int, int, bytes, bytes]]) -> None:
+    """(partition, partitions, version, state, positions) rows, inserted or replaced.
+
+    An empty ``state`` keeps the stored one (baselines are saved less often than positions).
+    """
     if not rows:
         return
     with conn.cursor() as cur:
         cur.executemany(
-            "insert into stream_checkpoints (partition, partitions, version, state, updated_at)"
-            " values (%s, %s, %s, %s, clock_timestamp()) on conflict (partition) do update"
-            " set partitions = excluded.partitions, version = excluded.version,"
-            " state = excluded.state, updated_at = excluded.updated_at",
+            "insert into stream_checkpoints (partition, partitions, version, state, positions,"
+            " updated_at) values (%s, %s, %s, %s, %s, clock_timestamp())"
+            " on conflict (partition) do update set partitions = excluded.partitions,"
+            " version = excluded.version, positions = excluded.positions,"
+            " state = case when octet_length(excluded.state) > 0 then excluded.state"
+            "   else stream_checkpoints.state end, updated_at = excluded.updated_at",
             rows,
         )
 

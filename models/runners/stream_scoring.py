@@ -14,6 +14,7 @@ import logging
 import pickle
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from time import monotonic as clock
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ from models.stream import (
 log = logging.getLogger(__name__)
 
 SERVICE = "scoring"
+BASELINES_EVERY_S = 15.0  # the baselines part of a checkpoint; positions go every pass
 LOOKBACK = timedelta(minutes=10)  # the stream never looks further back (plant time)
 
 
@@ -45,11 +47,22 @@ class PartitionState:
 
     baselines: dict[str, TypeBaselines] = field(default_factory=dict)
     last_seq: dict[str, int] = field(default_factory=dict)
-    last_ts: dict[str, datetime] = field(default_factory=dict)
     low_seen: dict[str, bool] = field(default_factory=dict)
 
     def dumps(self) -> bytes:
         return pickle.dumps({"version": STATE_VERSION, "state": self})
+
+    def dumps_positions(self) -> bytes:
+        """The small part written every pass: where each machine's scoring stands."""
+        return pickle.dumps(
+            {"version": STATE_VERSION, "last_seq": self.last_seq, "low_seen": self.low_seen}
+        )
+
+    def load_positions(self, data: bytes) -> None:
+        d = pickle.loads(data)  # noqa: S301 - our own checkpoints only
+        if d.get("version") != STATE_VERSION:
+            raise ValueError("not stream positions of this version")
+        self.last_seq, self.low_seen = dict(d["last_seq"]), dict(d["low_seen"])
 
     @classmethod
     def loads(cls, data: bytes) -> PartitionState:
@@ -73,6 +86,7 @@ class StreamScorer:
     low: float
     cfg: StreamConfig = StreamConfig()
     states: dict[int, tuple[int, PartitionState]] = field(default_factory=dict)
+    full_saved: dict[int, float] = field(default_factory=dict)  # partition -> monotonic time
 
     def run_pass(
         self,
@@ -95,6 +109,7 @@ class StreamScorer:
             fenced = leases.fence_many(conn, SERVICE, self.worker, list(partitions))
             for p in set(self.states) - set(fenced):
                 self.states.pop(p, None)  # not ours (any more): reload if it comes back
+                self.full_saved.pop(p, None)
             if not fenced:
                 return res
             versions = store.checkpoint_versions(conn, fenced)
@@ -109,15 +124,15 @@ class StreamScorer:
                 by_part.setdefault(part_of[r[0]], []).append(r)
             preds: list[tuple[Any, ...]] = []
             logs: list[dict[str, Any]] = []
-            checkpoints: list[tuple[int, int, int, bytes]] = []
+            checkpoints: list[tuple[int, int, int, bytes, bytes]] = []
             for p, prows in by_part.items():
                 state = states[p]
                 for t, chunk in _by_type(prows, type_of).items():
                     preds += self._score_type(state, types[t], chunk)
                 first: dict[str, int] = {}
-                for m, seq, ts, _, _ in prows:
+                for m, seq, _, _, _ in prows:
                     first.setdefault(m, seq)
-                    state.last_seq[m], state.last_ts[m] = seq, ts
+                    state.last_seq[m] = seq
                 res.machines += len(first)
                 logs.append(
                     {
@@ -129,7 +144,13 @@ class StreamScorer:
                     }
                 )
                 version = (versions.get(p) or 0) + 1
-                checkpoints.append((p, self.partitions, version, state.dumps()))
+                full = clock() - self.full_saved.get(p, -BASELINES_EVERY_S) >= BASELINES_EVERY_S
+                if full:
+                    self.full_saved[p] = clock()
+                baselines = state.dumps() if full or versions.get(p) is None else b""
+                checkpoints.append(
+                    (p, self.partitions, version, baselines, state.dumps_positions())
+                )
                 self.states[p] = (version, state)
             res.written = store.insert_stream_predictions(conn, preds)
             store.log_passes(conn, service=SERVICE, worker=self.worker, started_at=started_at,
@@ -146,7 +167,9 @@ class StreamScorer:
         if saved is not None and saved[0] == self.partitions:
             try:
                 state = PartitionState.loads(saved[2])
-            except (ValueError, pickle.UnpicklingError, AttributeError) as exc:
+                if saved[3]:
+                    state.load_positions(saved[3])  # newer than the baselines
+            except (ValueError, pickle.UnpicklingError, AttributeError, KeyError) as exc:
                 log.warning("stream checkpoint %d unusable (%s); starting fresh", partition, exc)
         self.states[partition] = (version or 0, state)
         return state

@@ -61,7 +61,7 @@ DRAIN_S = 20.0
 POLL_S = 0.2
 SLICES_PER_S = 10  # each second's readings are published in this many evenly spaced slices
 FAULT_SHARE = 0.25  # a fault moves one sensor by this share of its physical range
-PUBLISHER_MSGS_PER_S = 1500  # default share of one publisher process
+PUBLISHER_MSGS_PER_S = 600  # default share of one publisher process
 
 
 @dataclass(frozen=True)
@@ -435,23 +435,48 @@ def _count(conn: psycopg.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def _schema_bytes(conn: psycopg.Connection) -> int:
-    row = conn.execute(
-        "select coalesce(sum(pg_total_relation_size(c.oid)), 0) from pg_class c"
-        " where c.relnamespace = current_schema()::regnamespace and c.relkind in ('r', 'm')"
+def _table_bytes(conn: psycopg.Connection, table: str) -> tuple[int, int, int]:
+    """(heap + toast, indexes, total) bytes of a table, its hypertable chunks included."""
+    hyper = conn.execute(
+        "select to_regclass('timescaledb_information.hypertables') is not null and exists("
+        " select 1 from timescaledb_information.hypertables"
+        " where hypertable_schema = current_schema() and hypertable_name = %s)",
+        (table,),
     ).fetchone()
-    return int(row[0]) if row else 0
+    if hyper and hyper[0]:
+        row = conn.execute(
+            "select coalesce(sum(table_bytes + coalesce(toast_bytes, 0)), 0),"
+            " coalesce(sum(index_bytes), 0), coalesce(sum(total_bytes), 0)"
+            " from hypertable_detailed_size(%s::regclass)",
+            (table,),
+        ).fetchone()
+    else:
+        row = conn.execute(
+            "select pg_total_relation_size(%s::regclass) - pg_indexes_size(%s::regclass),"
+            " pg_indexes_size(%s::regclass), pg_total_relation_size(%s::regclass)",
+            (table, table, table, table),
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def _schema_bytes(conn: psycopg.Connection) -> int:
+    """Every table of the schema (hypertables with their chunks)."""
+    tables = [
+        r[0]
+        for r in conn.execute(
+            "select relname from pg_class where relnamespace = current_schema()::regnamespace"
+            " and relkind in ('r', 'p')"
+        ).fetchall()
+    ]
+    return sum(_table_bytes(conn, t)[2] for t in tables)
 
 
 def _storage(conn: psycopg.Connection, hz: float) -> dict[str, Any]:
     """Bytes per reading: where they go, and what a typed float4[] would take instead of jsonb."""
     conn.execute("vacuum analyze readings")
-    row = conn.execute(
-        "select count(*), pg_relation_size('readings'), pg_indexes_size('readings'),"
-        " pg_total_relation_size('readings') from readings"
-    ).fetchone()
-    assert row is not None
-    n, heap, idx, total = (int(x) for x in row)
+    n = _count(conn)
+    heap, idx, total = _table_bytes(conn, "readings")
     sizes = conn.execute(
         "select avg(pg_column_size(values)), avg(pg_column_size(array(select v::float4"
         " from jsonb_each_text(values) as e(k, v) order by k)))"
@@ -461,7 +486,7 @@ def _storage(conn: psycopg.Connection, hz: float) -> dict[str, Any]:
     per_reading = total / max(n, 1)
     return {
         "readings_bytes_per_row": round(per_reading, 1),
-        "readings_heap_bytes_per_row": round(heap / max(n, 1), 1),
+        "readings_heap_and_toast_bytes_per_row": round(heap / max(n, 1), 1),
         "readings_index_bytes_per_row": round(idx / max(n, 1), 1),
         "values_jsonb_bytes": round(float(sizes[0] or 0), 1),
         "values_float4_array_bytes": round(float(sizes[1] or 0), 1),
