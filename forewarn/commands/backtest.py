@@ -1,6 +1,7 @@
 """`forewarn backtest`: what predictive maintenance earns against run-to-failure and fixed intervals.
 
-forewarn backtest                       # the stored champion predictions, failures and costs
+forewarn backtest                       # the stored champion predictions (or, with none, the history)
+forewarn backtest --history             # the stored (imported) history, out of sample
 forewarn backtest --days 30 --capacity 2
 forewarn backtest --simulate --machines 50 --sim-days 120 --seed 1 --json
 """
@@ -81,11 +82,20 @@ def register(app: typer.Typer) -> None:
         speed: Annotated[
             float, typer.Option(min=60, help="--live-check: simulated seconds per wall second.")
         ] = 3600.0,
+        history: Annotated[
+            bool,
+            typer.Option(
+                "--history",
+                help="Backtest the stored (e.g. imported) history out of sample: train on its"
+                " first part, score the rest (the default when no predictions are stored).",
+            ),
+        ] = False,
         machines: Annotated[int, typer.Option(min=1, help="--simulate: machines.")] = 50,
         sim_days: Annotated[float, typer.Option(min=2, help="--simulate: simulated days.")] = 120,
         seed: Annotated[int, typer.Option(help="--simulate: random seed.")] = 1,
         train_fraction: Annotated[
-            float, typer.Option(min=0.1, max=0.9, help="--simulate: share used for training.")
+            float,
+            typer.Option(min=0.1, max=0.9, help="--simulate/--history: share used for training."),
         ] = 0.5,
         days: Annotated[
             float | None,
@@ -175,17 +185,38 @@ def register(app: typer.Typer) -> None:
                     segments=segments,
                 )
         else:
+            from forewarn.errors import NotFound
             from forewarn.storage.db import connect, prepared_database
-            from models.runners.backtest import default_window, run_backtest
+            from models.runners.backtest import default_window, history_backtest, run_backtest
 
             with prepared_database(settings) as url, connect(url) as conn:
-                out = run_backtest(
-                    conn,
-                    window=default_window(conn, days),
-                    config=config,
-                    default_policy=default_policy,
-                    segments=segments,
-                )
+                window = None
+                if not history:
+                    try:
+                        window = default_window(conn, days)
+                    except NotFound:
+                        typer.echo(
+                            "no champion predictions stored: backtesting the stored history out"
+                            f" of sample (training on its first {train_fraction:.0%})",
+                            err=True,
+                        )
+                if window is None:
+                    out = history_backtest(
+                        conn,
+                        config=config,
+                        train_fraction=train_fraction,
+                        seed=seed,
+                        default_policy=default_policy,
+                        segments=segments,
+                    )
+                else:
+                    out = run_backtest(
+                        conn,
+                        window=window,
+                        config=config,
+                        default_policy=default_policy,
+                        segments=segments,
+                    )
         if not curve:
             out.pop("curve", None)
         if as_json:

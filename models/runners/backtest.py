@@ -377,6 +377,62 @@ def _copy_backtest(conn: Connection, backtest_id: int, url: str) -> int:
             )
 
 
+def history_backtest(
+    conn: Connection,
+    *,
+    config: BacktestConfig,
+    train_fraction: float = 0.5,
+    seed: int = 0,
+    default_policy: AlertPolicy | None = None,
+    segments: int = SEGMENTS,
+) -> dict[str, Any]:
+    """Backtest the stored history (e.g. an imported one) out of sample, and store the result.
+
+    A failure classifier per machine type learns from the first ``train_fraction`` of the history
+    (labels only from failures known by then) and scores the rest; the same backtest as for
+    live predictions runs on those scores. The scores live in a session-scoped scratch table, so
+    the plant's own predictions are never touched.
+    """
+    from forewarn.storage.scratch import shadow_predictions
+    from models.runners.holdout import train_and_score
+
+    if not 0 < train_fraction < 1:
+        raise ValueError("train_fraction must be between 0 and 1")
+    start, end = history_bounds(conn)
+    if start is None or end is None:
+        raise NotFound("no readings in the database: import or ingest some history first")
+    split = start + (end - start) * train_fraction
+    with shadow_predictions(conn):
+        metrics = train_and_score(
+            conn, start=start, split=split, end=end, horizon_h=config.horizon_h, seed=seed
+        )
+        if not metrics:
+            raise NotFound(
+                "no machine type has failures before the split: import a longer history or the"
+                " failure log (forewarn import events), or raise --train-fraction"
+            )
+        out = run_backtest(
+            conn,
+            window=(split, end),
+            config=config,
+            source="database",
+            params={"history_holdout": True, "train_fraction": train_fraction, "seed": seed},
+            history_start=start,
+            store=True,
+            available_after_h=0.0,  # holdout stamps each score with its own reading
+            default_policy=default_policy,
+            segments=segments,
+            seed=seed,
+        )
+    out["history"] = {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "train_until": split.isoformat(),
+        "models": metrics,
+    }
+    return out
+
+
 def default_window(conn: Connection, days: float | None) -> tuple[datetime, datetime]:
     """The last ``days`` of predictions (all of them when None)."""
     row = conn.execute(
