@@ -17,6 +17,7 @@ from api.guard import BodyGuard
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import (
     alerts,
+    assets,
     health,
     keys,
     machines,
@@ -122,7 +123,19 @@ def create_app(
     app.state.limiter = TokenBucket(settings.api.rate_limit_per_min)
     app.state.auth_limiter = TokenBucket(settings.api.auth_rate_limit_per_min)
     app.state.metrics = Metrics()
-    routers = (health, machines, predictions, alerts, people, models, policy, roi, webhooks, keys)
+    routers = (
+        health,
+        machines,
+        assets,
+        predictions,
+        alerts,
+        people,
+        models,
+        policy,
+        roi,
+        webhooks,
+        keys,
+    )
     for module in (*routers, notifications):
         app.include_router(module.router, responses=COMMON_RESPONSES)
     errors.install(app)
