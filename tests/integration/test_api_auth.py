@@ -24,6 +24,7 @@ EXAMPLE_PARAMS = {
     "channel_id": "1",
     "rule_id": "1",
     "mute_id": "1",
+    "type_id": "pump",
 }
 
 
