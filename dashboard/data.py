@@ -193,6 +193,32 @@ def live_calibration(conn: Connection) -> dict[str, Any]:
 # --- cached access for the Streamlit pages -----------------------------------------------------
 
 
+SHARED_WINDOWS = {"24 hours": 1.0, "3 days": 3.0, "7 days": 7.0, "30 days": 30.0, "90 days": 90.0}
+SHARED_WINDOW_KEY = "shared_window"
+DEFAULT_WINDOW = "7 days"
+
+
+def window_picker(container: Any, key: str) -> tuple[str, float]:
+    """One time window shared by every page: each page's control starts from the window last chosen
+    on any page and sets it for the others. Returns (label, days)."""
+    shared = st.session_state.get(SHARED_WINDOW_KEY, DEFAULT_WINDOW)
+    if st.session_state.get(key) not in SHARED_WINDOWS:  # new on this page (or cleared): follow
+        st.session_state[key] = shared
+
+    def _share() -> None:
+        if st.session_state.get(key) in SHARED_WINDOWS:
+            st.session_state[SHARED_WINDOW_KEY] = st.session_state[key]
+
+    label = (
+        container.segmented_control(
+            "Window (all pages)", list(SHARED_WINDOWS), key=key, on_change=_share
+        )
+        or shared
+    )
+    st.session_state[SHARED_WINDOW_KEY] = label
+    return label, SHARED_WINDOWS[label]
+
+
 def db_url() -> str:
     """The database URL the dashboard process was started with (``forewarn dashboard`` sets it)."""
     settings = load_settings()

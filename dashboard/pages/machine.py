@@ -9,7 +9,6 @@ from dashboard import auth, data, figures
 from models.calibration import fmt_prob
 
 LIVE_REFRESH_S = 60
-WINDOWS_DAYS = {"24 hours": 1.0, "3 days": 3.0, "7 days": 7.0}
 
 auth.require_user()
 st.header("Machine detail")
@@ -25,10 +24,7 @@ machine_id = c1.selectbox(
     "Machine", ids, index=ids.index(wanted) if wanted in ids else 0, key="machine_pick"
 )
 st.session_state["machine_id"] = machine_id
-span = (
-    c2.segmented_control("Window", list(WINDOWS_DAYS), default="7 days", key="machine_window")
-    or "7 days"
-)
+span, days = data.window_picker(c2, "machine_window")
 
 
 @st.fragment(run_every=LIVE_REFRESH_S)
@@ -99,4 +95,4 @@ def live(url: str, machine_id: str, days: float) -> None:
         )
 
 
-live(url, machine_id, WINDOWS_DAYS[span])
+live(url, machine_id, days)

@@ -7,14 +7,14 @@ import streamlit as st
 
 from dashboard import auth, data, figures
 
-WINDOW_DAYS = 7.0
 METRIC_ORDER = ("roc_auc", "pr_auc", "f1", "brier", "rmse", "rul_rmse_h", "nasa_score")
 
 
 auth.require_user()
 st.header("Model monitoring")
 url = data.db_url()
-since, until = data.window(WINDOW_DAYS, data.plant_now(url))
+_, days = data.window_picker(st, "models_window")
+since, until = data.window(days, data.plant_now(url))
 m = data.models(url, since, until)
 versions: pd.DataFrame = m["versions"]
 if versions.empty:

@@ -10,7 +10,6 @@ import streamlit as st
 from dashboard import auth, data, figures
 from forewarn.money import fmt_money
 
-WINDOWS_DAYS = {"7 days": 7.0, "30 days": 30.0, "90 days": 90.0}
 COST_FIELDS = (  # models.roi / forewarn.assets.Costs fields a what-if may change
     ("downtime_cost_per_h", "Downtime cost per hour"),
     ("repair_cost", "Repair cost (unplanned)"),
@@ -145,11 +144,8 @@ def what_if(url: str, backtest: dict[str, Any]) -> None:
 auth.require_user()
 st.header("Downtime & ROI")
 url = data.db_url()
-span = (
-    st.segmented_control("Window", list(WINDOWS_DAYS), default="7 days", key="roi_window")
-    or "7 days"
-)
-since, until = data.window(WINDOWS_DAYS[span], data.plant_now(url))
+span, days = data.window_picker(st, "roi_window")
+since, until = data.window(days, data.plant_now(url))
 d = data.downtime(url, since, until)
 CURRENCY = str(d.get("currency") or CURRENCY)
 s = d["summary"]
