@@ -25,6 +25,7 @@ from typing import Any
 import psycopg
 
 from forewarn.settings import Settings
+from forewarn.storage.readings import last_plant_message, pipeline_counts
 from forewarn.supervisor import Child, ServiceFailed, Supervisor, forewarn_command, wait_until
 
 log = logging.getLogger(__name__)
@@ -80,16 +81,7 @@ def free_port() -> int:
 def counts(url: str) -> dict[str, int]:
     """Rows that show the pipeline working: readings, events, dead letters, predictions, alerts."""
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            # plant events only (seq > 0): an alert resolution's own record is not a message
-            "select (select count(*) from readings),"
-            " (select count(*) from machine_events where seq > 0),"
-            " (select count(*) from dead_letters), (select count(*) from predictions),"
-            " (select count(*) from alerts), (select count(distinct machine_id) from predictions)"
-        ).fetchone()
-    assert row is not None
-    keys = ("readings", "events", "dead_letters", "predictions", "alerts", "machines_scored")
-    return dict(zip(keys, (int(v) for v in row), strict=True))
+        return pipeline_counts(conn)
 
 
 @contextlib.contextmanager
@@ -393,13 +385,10 @@ def _simulator_args(
     # No saved plant (first run, or the simulator was killed): continue after the newest message
     # the plant sent (seq > 0; an alert resolution's own record has a negative seq).
     with psycopg.connect(db_url, autocommit=True) as conn:
-        row = conn.execute(
-            "select max(ts), max(seq) from (select ts, seq from readings"
-            " union all select ts, seq from machine_events where seq > 0) s"
-        ).fetchone()
-    if row is not None and row[0] is not None:
+        row = last_plant_message(conn)
+    if row is not None:
         resume_at = (row[0] + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
-        args += ["--start", resume_at.isoformat(), "--seq-base", str(int(row[1]) + 1)]
+        args += ["--start", resume_at.isoformat(), "--seq-base", str(row[1] + 1)]
     return args
 
 

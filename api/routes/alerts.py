@@ -29,6 +29,7 @@ from api.timeparams import TimeParam, check_time
 from forewarn.actions import AlertAction, apply_action, publish_order
 from forewarn.errors import NotFound
 from forewarn.storage import alerts as store
+from forewarn.storage import idempotency
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
@@ -134,27 +135,16 @@ def _change(
     rhash = _request_hash(alert_id, op, body)
     with conn.transaction():
         if idem is not None:
-            conn.execute(
-                "select pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                (f"idem:{caller.id}:{idem}",),
-            )
-            stored = conn.execute(
-                "select request_hash, status_code, response from idempotency_keys"
-                " where api_key_id = %s and key = %s",
-                (caller.id, idem),
-            ).fetchone()
+            idempotency.lock_key(conn, caller.id, idem)
+            stored = idempotency.stored_response(conn, caller.id, idem)
             if stored is not None:
-                if stored[0] != rhash:
+                if stored.request_hash != rhash:
                     raise HTTPException(422, "Idempotency-Key was used for a different request")
-                return JSONResponse(stored[2], status_code=stored[1])
+                return JSONResponse(stored.response, status_code=stored.status_code)
         result = apply_action(conn, alert_id, action, now=now, topic_root=settings.mqtt.topic_root)
         out = Alert(**result.alert)
         if idem is not None:
-            conn.execute(
-                "insert into idempotency_keys (api_key_id, key, request_hash, status_code, response)"
-                " values (%s, %s, %s, 200, %s)",
-                (caller.id, idem, rhash, json.dumps(out.model_dump(mode="json"))),
-            )
+            idempotency.store_response(conn, caller.id, idem, rhash, out.model_dump(mode="json"))
     conn.commit()  # the order goes out only once the resolution is durable
     publish_order(result, publish)
     return out

@@ -573,3 +573,9 @@ def labelled_predictions(
         {"h": horizon_h * 3600, "role": role, "limit": limit},
     ).fetchall()
     return [(str(r[0]), float(r[1]), bool(r[2])) for r in rows]
+
+
+def alert_status(conn: Connection, alert_id: int) -> str | None:
+    """An alert's status, or None when there is no such alert."""
+    row = conn.execute("select status from alerts where id = %s", (alert_id,)).fetchone()
+    return None if row is None else str(row[0])

@@ -549,3 +549,18 @@ def machine_type_list(conn: Connection) -> list[dict[str, Any]]:
         r["failure_modes"] = list(r["failure_modes"])
         r["version"] = r["version"] or 1
     return rows
+
+
+def load_costs(conn: Connection) -> tuple[dict[str, Costs], dict[str, str], dict[str, Costs]]:
+    """(machine -> costs, machine -> type, type -> costs) from the asset registry."""
+    by_type: dict[str, Costs] = {}
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "select id, downtime_cost_per_h, repair_cost, planned_maintenance_cost,"
+            " inspection_cost, repair_hours, planned_hours from machine_types"
+        )
+        for r in cur.fetchall():
+            type_id = r.pop("id")
+            by_type[type_id] = Costs(**{k: float(v) for k, v in r.items()})
+    types = {str(r[0]): str(r[1]) for r in conn.execute("select id, type_id from machines")}
+    return {m: by_type[t] for m, t in types.items()}, types, by_type

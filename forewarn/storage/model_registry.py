@@ -6,6 +6,7 @@ the caller's single transaction, under a row lock on the alias so two promotions
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from psycopg import Connection
@@ -98,3 +99,80 @@ def rollback(conn: Connection, name: str, alias: str, *, actor: str) -> dict[str
     if row is None or row[0] is None:
         raise Conflict(f"the {alias} of {name!r} has no earlier version to roll back to")
     return _move(conn, name, alias, int(row[0]), current, actor)
+
+
+def insert_version(
+    conn: Connection,
+    name: str,
+    artifact: bytes,
+    artifact_sha256: str,
+    *,
+    features: list[str],
+    feature_hash: str,
+    params: dict[str, Any],
+    metrics: dict[str, Any],
+    train_from: datetime | None,
+    train_to: datetime | None,
+    code_revision: str,
+) -> tuple[int, int]:
+    """Store the next immutable version of ``name`` (serialised per name); returns (id, version)."""
+    conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"model:{name}",))
+    row = conn.execute(
+        "select coalesce(max(version), 0) + 1 from model_versions where name = %s", (name,)
+    ).fetchone()
+    assert row is not None
+    version = int(row[0])
+    new = conn.execute(
+        "insert into model_versions (name, version, artifact, artifact_sha256, features, feature_hash,"
+        " params, metrics, train_from, train_to, code_revision)"
+        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning id",
+        (
+            name,
+            version,
+            artifact,
+            artifact_sha256,
+            Jsonb(features),
+            feature_hash,
+            Jsonb(params),
+            Jsonb(metrics),
+            train_from,
+            train_to,
+            code_revision,
+        ),
+    ).fetchone()
+    assert new is not None
+    return int(new[0]), version
+
+
+def aliased_version(conn: Connection, name: str, alias: str) -> tuple[Any, ...] | None:
+    """(id, name, version, artifact, artifact_sha256, metrics) of the version ``alias`` points at."""
+    return conn.execute(
+        "select v.id, v.name, v.version, v.artifact, v.artifact_sha256, v.metrics"
+        " from model_aliases a join model_versions v on v.id = a.version_id"
+        " where a.name = %s and a.alias = %s",
+        (name, alias),
+    ).fetchone()
+
+
+def newest_training_end(conn: Connection) -> datetime | None:
+    """The newest version's end of training window (its creation time when it has none)."""
+    row = conn.execute("select max(coalesce(train_to, created_at)) from model_versions").fetchone()
+    return None if row is None else row[0]
+
+
+def load_checkpoint(conn: Connection, name: str) -> tuple[bytes, dict[str, Any]] | None:
+    """An online model's saved (state, position), or None."""
+    row = conn.execute(
+        "select state, position from model_checkpoints where name = %s", (name,)
+    ).fetchone()
+    return None if row is None else (bytes(row[0]), dict(row[1]))
+
+
+def save_checkpoint(conn: Connection, name: str, state: bytes, position: dict[str, Any]) -> None:
+    """Replace an online model's saved state and position."""
+    conn.execute(
+        "insert into model_checkpoints (name, state, position, updated_at) values (%s, %s, %s, now())"
+        " on conflict (name) do update set state = excluded.state, position = excluded.position,"
+        " updated_at = now()",
+        (name, state, Jsonb(position)),
+    )

@@ -6,9 +6,10 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import orjson
-from psycopg import Connection
+from psycopg import Connection, sql
 from psycopg.types.json import Jsonb
 
 from forewarn.contract import Event, Telemetry
@@ -46,8 +47,10 @@ def _stage_readings(conn: Connection, rows: Iterable[EncodedReading] | bytes) ->
 def insert_readings(conn: Connection, rows: Sequence[Telemetry]) -> int:
     """COPY telemetry into readings; a row whose (machine, seq, ts) exists is skipped. Returns rows stored.
 
-    Rows left in the staging table by an earlier call in the same transaction only conflict again.
-    Runs inside the caller's transaction: the caller commits (and only then acknowledges).
+    The one readings writer (ingest, importers, simulated histories). Rows left in the staging
+    table by an earlier call in the same transaction only conflict again. Runs inside the caller's
+    transaction: the caller commits (and only then acknowledges). The values dict is serialised
+    once by orjson (the hot spot of ingest's writer) instead of per row by the generic JSON adapter.
     """
     if not rows:
         return 0
@@ -300,3 +303,78 @@ def write_readings(
         cur.execute(_SEQ_ADVANCE)
     marked = set(late).union(i for i, f in enumerate(flagged) if f).difference(drop)
     return SeqVerdicts(stored, len(marked), len(drop) - len(rejected), rejected)
+
+
+def last_plant_message(conn: Connection) -> tuple[datetime, int] | None:
+    """(newest time, highest seq) of what the plant sent: readings and events with seq > 0.
+
+    An alert resolution's own event record has a negative seq. None on an empty plant.
+    """
+    row = conn.execute(
+        "select max(ts), max(seq) from (select ts, seq from readings"
+        " union all select ts, seq from machine_events where seq > 0) s"
+    ).fetchone()
+    return None if row is None or row[0] is None else (row[0], int(row[1]))
+
+
+def pipeline_counts(conn: Connection) -> dict[str, int]:
+    """Rows that show the pipeline working: readings, events, dead letters, predictions, alerts."""
+    row = conn.execute(
+        # plant events only (seq > 0): an alert resolution's own record is not a message
+        "select (select count(*) from readings),"
+        " (select count(*) from machine_events where seq > 0),"
+        " (select count(*) from dead_letters), (select count(*) from predictions),"
+        " (select count(*) from alerts), (select count(distinct machine_id) from predictions)"
+    ).fetchone()
+    assert row is not None
+    keys = ("readings", "events", "dead_letters", "predictions", "alerts", "machines_scored")
+    return dict(zip(keys, (int(v) for v in row), strict=True))
+
+
+def reading_span(conn: Connection) -> tuple[datetime | None, datetime | None]:
+    """First and last reading time in the database."""
+    row = conn.execute("select min(ts), max(ts) from readings").fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def hourly_means(
+    conn: Connection,
+    machine_ids: Sequence[str],
+    sensors: Sequence[str],
+    start: datetime | None,
+    end: datetime | None,
+) -> list[tuple[Any, ...]]:
+    """(machine, hour, max regime, one mean per sensor) per machine and hour in ``[start, end)``.
+
+    Computed in SQL (one pass over readings, no JSON decoding in Python).
+    """
+    means = sql.SQL(", ").join(
+        sql.SQL("avg((values ->> {})::float8) as {}").format(sql.Literal(s), sql.Identifier(s))
+        for s in sensors
+    )
+    query = sql.SQL(
+        "select machine_id, date_trunc('hour', ts) as ts, max(regime) as regime, {means}"
+        " from readings where machine_id = any(%(ids)s)"
+        " and (%(start)s::timestamptz is null or ts >= %(start)s)"
+        " and (%(end)s::timestamptz is null or ts < %(end)s)"
+        " group by 1, 2 order by 1, 2"
+    ).format(means=means)
+    params = {"ids": list(machine_ids), "start": start, "end": end}
+    with conn.cursor() as cur:
+        cur.execute(query, params)
+        return cur.fetchall()
+
+
+def sampled_readings(
+    conn: Connection, type_id: str, sensors: Sequence[str], until: datetime, every_s: float
+) -> list[tuple[Any, ...]]:
+    """(machine, ts, regime, one value per sensor): one reading per ``every_s`` of every machine
+    of one type before ``until``."""
+    cols = ", ".join(f"(r.values->>%s)::float8 as s{i}" for i in range(len(sensors)))
+    bucket = f"floor(extract(epoch from r.ts) / {float(every_s)!r})"  # a number, not input
+    return conn.execute(
+        f"select distinct on (r.machine_id, {bucket}) r.machine_id, r.ts, r.regime, {cols}"
+        " from readings r join machines m on m.id = r.machine_id"
+        f" where m.type_id = %s and r.ts < %s order by r.machine_id, {bucket}, r.ts",
+        (*sensors, type_id, until),
+    ).fetchall()

@@ -186,3 +186,22 @@ def plant_currency(conn: Connection) -> str | None:
         " group by currency order by count(*) desc, currency limit 1"
     ).fetchone()
     return None if row is None else str(row[0])
+
+
+def backtest_record(conn: Connection, backtest_id: int) -> dict[str, Any] | None:
+    """A stored backtest as :func:`save_backtest`'s keyword arguments, or None."""
+    row = conn.execute(
+        "select source, window_from, window_to, params, costs, result, summary"
+        " from roi_backtests where id = %s",
+        (backtest_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return {
+        "source": row[0],
+        "window": (row[1], row[2]),
+        "params": row[3],
+        "costs": row[4],
+        "result": row[5],
+        "summary": row[6],
+    }

@@ -221,8 +221,7 @@ def close_overtaken(conn: psycopg.Connection, now: datetime) -> int:
 
 
 def _status(conn: psycopg.Connection, alert_id: int) -> str | None:
-    row = conn.execute("select status from alerts where id = %s", (alert_id,)).fetchone()
-    return None if row is None else str(row[0])
+    return store.alert_status(conn, alert_id)
 
 
 def update_cost_thresholds(

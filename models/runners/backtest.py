@@ -24,9 +24,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pandas as pd
 from psycopg import Connection
 
-from forewarn.assets import Costs
 from forewarn.errors import NotFound
+from forewarn.storage import events as events_store
+from forewarn.storage import predictions as predictions_store
 from forewarn.storage import roi as roi_store
+from forewarn.storage.assets import load_costs
+from forewarn.storage.readings import reading_span
 from models.oos import SEGMENTS, proposed_policy, rolling_origin
 from models.policy import AlertPolicy, PolicySet
 from models.roi import BacktestConfig
@@ -46,28 +49,9 @@ WRITE_CHUNK = 100_000  # messages per COPY transaction when loading a simulated 
 # ---- reading the history -------------------------------------------------------------------
 
 
-def load_costs(conn: Connection) -> tuple[dict[str, Costs], dict[str, str], dict[str, Costs]]:
-    """(machine -> costs, machine -> type, type -> costs) from the asset registry."""
-    by_type: dict[str, Costs] = {}
-    for r in conn.execute(
-        "select id, downtime_cost_per_h, repair_cost, planned_maintenance_cost, inspection_cost,"
-        " repair_hours, planned_hours from machine_types"
-    ):
-        by_type[r[0]] = Costs(*(float(x) for x in r[1:]))
-    types = {str(r[0]): str(r[1]) for r in conn.execute("select id, type_id from machines")}
-    return {m: by_type[t] for m, t in types.items()}, types, by_type
-
-
 def load_failures(conn: Connection, until: datetime) -> pd.DataFrame:
     """Failures up to ``until`` with the duration of the repair that followed (hours, or NaN)."""
-    rows = conn.execute(
-        "select f.machine_id, f.ts, f.mode,"
-        " (select r.duration_s / 3600.0 from machine_events r where r.machine_id = f.machine_id"
-        "   and r.event = 'maintenance' and r.kind = 'repair' and r.ts >= f.ts"
-        "   order by r.ts limit 1) as downtime_h"
-        " from machine_events f where f.event = 'failure' and f.ts < %s order by f.ts",
-        (until,),
-    ).fetchall()
+    rows = events_store.failures_with_downtime(conn, until)
     df = pd.DataFrame(rows, columns=["machine_id", "ts", "mode", "downtime_h"])
     df["downtime_h"] = pd.to_numeric(df["downtime_h"], errors="coerce")
     return df
@@ -75,12 +59,7 @@ def load_failures(conn: Connection, until: datetime) -> pd.DataFrame:
 
 def load_renewals(conn: Connection, until: datetime) -> pd.DataFrame:
     """Maintenance not caused by a failure (it ends a life without one): start time and hours."""
-    rows = conn.execute(
-        "select machine_id, ts - make_interval(secs => coalesce(duration_s, 0)),"
-        " duration_s / 3600.0 from machine_events where event = 'maintenance'"
-        " and coalesce(detail->>'trigger', '') <> 'failure' and ts < %s order by ts",
-        (until,),
-    ).fetchall()
+    rows = events_store.renewals(conn, until)
     df = pd.DataFrame(rows, columns=["machine_id", "ts", "downtime_h"])
     df["downtime_h"] = pd.to_numeric(df["downtime_h"], errors="coerce")
     return df
@@ -97,20 +76,13 @@ def load_scores(
 
     Predictions flagged with a data-quality problem are left out (the alert engine ignores them).
     """
-    rows = conn.execute(
-        "select machine_id, t, failure_prob from (select machine_id, failure_prob,"
-        " ts + make_interval(secs => %s) as t from predictions where role = %s"
-        " and failure_prob is not null and data_quality = 'ok') p"
-        " where t >= %s and t <= %s",
-        (available_after_h * 3600.0, role, since, until),
-    ).fetchall()
+    rows = predictions_store.available_scores(conn, since, until, role, available_after_h)
     return pd.DataFrame(rows, columns=["machine_id", "ts", "failure_prob"])
 
 
 def history_bounds(conn: Connection) -> tuple[datetime | None, datetime | None]:
     """First and last reading time in the database."""
-    row = conn.execute("select min(ts), max(ts) from readings").fetchone()
-    return (row[0], row[1]) if row else (None, None)
+    return reading_span(conn)
 
 
 def run_backtest(
@@ -357,24 +329,12 @@ def _copy_backtest(conn: Connection, backtest_id: int, url: str) -> int:
     from forewarn.storage.db import connect
     from forewarn.storage.migrate import migrate
 
-    row = conn.execute(
-        "select source, window_from, window_to, params, costs, result, summary"
-        " from roi_backtests where id = %s",
-        (backtest_id,),
-    ).fetchone()
-    assert row is not None
+    record = roi_store.backtest_record(conn, backtest_id)
+    assert record is not None
     with connect(url) as target:
         migrate(target)
         with target.transaction():
-            return roi_store.save_backtest(
-                target,
-                source=row[0],
-                window=(row[1], row[2]),
-                params=row[3],
-                costs=row[4],
-                result=row[5],
-                summary=row[6],
-            )
+            return roi_store.save_backtest(target, **record)
 
 
 def history_backtest(
@@ -435,12 +395,10 @@ def history_backtest(
 
 def default_window(conn: Connection, days: float | None) -> tuple[datetime, datetime]:
     """The last ``days`` of predictions (all of them when None)."""
-    row = conn.execute(
-        "select min(ts), max(ts) from predictions where role = %s", (ROLE,)
-    ).fetchone()
-    if row is None or row[0] is None:
+    span = predictions_store.prediction_span(conn, ROLE)
+    if span is None:
         raise NotFound("no champion predictions in the database: score first, or use --simulate")
-    lo, hi = row[0], row[1]
+    lo, hi = span
     if days is not None:
         lo = max(lo, hi - timedelta(days=days))
     return lo, hi

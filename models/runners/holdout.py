@@ -17,6 +17,9 @@ import numpy as np
 import pandas as pd
 from psycopg import Connection
 
+from forewarn.storage.events import life_events
+from forewarn.storage.predictions import upsert_failure_probs
+from forewarn.storage.readings import sampled_readings
 from models.batch import FailureClassifier
 from models.features import FeatureSpec, RegimeNormalizer, compute_features
 from models.labels import failure_within
@@ -49,14 +52,7 @@ def load_readings(
 
     Columns: machine_id, ts, regime, then one per sensor.
     """
-    cols = ", ".join(f"(r.values->>%s)::float8 as s{i}" for i in range(len(sensors)))
-    bucket = f"floor(extract(epoch from r.ts) / {float(every_s)!r})"  # a number, not input
-    rows = conn.execute(
-        f"select distinct on (r.machine_id, {bucket}) r.machine_id, r.ts, r.regime, {cols}"
-        " from readings r join machines m on m.id = r.machine_id"
-        f" where m.type_id = %s and r.ts < %s order by r.machine_id, {bucket}, r.ts",
-        (*sensors, type_id, until),
-    ).fetchall()
+    rows = sampled_readings(conn, type_id, sensors, until, every_s)
     return pd.DataFrame(rows, columns=["machine_id", "ts", "regime", *sensors])
 
 
@@ -90,14 +86,7 @@ def train_and_score(
     from forewarn.storage.assets import load_registry
 
     reg = load_registry(conn)
-    events = pd.DataFrame(
-        conn.execute(
-            "select machine_id, ts, event from machine_events"
-            " where event in ('failure', 'maintenance') and ts <= %s",
-            (end,),
-        ).fetchall(),
-        columns=["machine_id", "ts", "event"],
-    )
+    events = pd.DataFrame(life_events(conn, end), columns=["machine_id", "ts", "event"])
     failures = events[events["event"] == "failure"]
     fail_h = {m: _hours(g["ts"], start).tolist() for m, g in failures.groupby("machine_id")}
     split_h = (split - start).total_seconds() / _H
@@ -169,20 +158,4 @@ def _auc(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 
 def _write_predictions(conn: Connection, keys: pd.DataFrame, p: np.ndarray, role: str) -> None:
-    with conn.cursor() as cur:
-        cur.execute(
-            "create temp table if not exists predictions_stage"
-            " (machine_id text, ts timestamptz, failure_prob double precision)"
-            " on commit delete rows"
-        )
-        with cur.copy("copy predictions_stage (machine_id, ts, failure_prob) from stdin") as copy:
-            for m, ts, prob in zip(
-                keys["machine_id"].tolist(), keys["ts"].tolist(), p.tolist(), strict=True
-            ):
-                copy.write_row((m, ts, prob))
-        cur.execute(
-            "insert into predictions (machine_id, ts, role, failure_prob)"
-            " select machine_id, ts, %s, failure_prob from predictions_stage"
-            " on conflict (machine_id, ts, role) do update set failure_prob = excluded.failure_prob",
-            (role,),
-        )
+    upsert_failure_probs(conn, keys["machine_id"].tolist(), keys["ts"].tolist(), p.tolist(), role)

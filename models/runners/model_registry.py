@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from psycopg import Connection
-from psycopg.types.json import Jsonb
 
 from forewarn.storage import model_registry
 
@@ -63,43 +62,25 @@ def register_version(
     train_to: datetime | None,
 ) -> StoredModel:
     """Store a new immutable version (the next number for ``name``) and return it."""
-    conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"model:{name}",))
-    row = conn.execute(
-        "select coalesce(max(version), 0) + 1 from model_versions where name = %s", (name,)
-    ).fetchone()
-    assert row is not None
-    version = int(row[0])
-    feature_hash = hashlib.sha256(json.dumps(features).encode()).hexdigest()
-    new = conn.execute(
-        "insert into model_versions (name, version, artifact, artifact_sha256, features, feature_hash,"
-        " params, metrics, train_from, train_to, code_revision)"
-        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning id",
-        (
-            name,
-            version,
-            artifact,
-            hashlib.sha256(artifact).hexdigest(),
-            Jsonb(features),
-            feature_hash,
-            Jsonb(params),
-            Jsonb(metrics),
-            train_from,
-            train_to,
-            code_revision(),
-        ),
-    ).fetchone()
-    assert new is not None
-    return StoredModel(int(new[0]), name, version, artifact, metrics)
+    version_id, version = model_registry.insert_version(
+        conn,
+        name,
+        artifact,
+        hashlib.sha256(artifact).hexdigest(),
+        features=features,
+        feature_hash=hashlib.sha256(json.dumps(features).encode()).hexdigest(),
+        params=params,
+        metrics=metrics,
+        train_from=train_from,
+        train_to=train_to,
+        code_revision=code_revision(),
+    )
+    return StoredModel(version_id, name, version, artifact, metrics)
 
 
 def load_alias(conn: Connection, name: str, alias: str) -> StoredModel | None:
     """The version an alias points at, with its artifact (checked against its sha256)."""
-    row = conn.execute(
-        "select v.id, v.name, v.version, v.artifact, v.artifact_sha256, v.metrics"
-        " from model_aliases a join model_versions v on v.id = a.version_id"
-        " where a.name = %s and a.alias = %s",
-        (name, alias),
-    ).fetchone()
+    row = model_registry.aliased_version(conn, name, alias)
     if row is None:
         return None
     artifact = bytes(row[3])

@@ -25,6 +25,9 @@ from psycopg.types.json import Jsonb
 
 from forewarn.health import LoopHealth
 from forewarn.settings import Settings
+from forewarn.storage import audit
+from forewarn.storage.model_registry import load_checkpoint, save_checkpoint
+from forewarn.storage.predictions import champion_scored, insert_predictions
 from forewarn.storage.readings import latest_reading_time
 from models.bundle import SCORING_LOOKBACK_H, ModelBundle, feature_spec
 from models.frames import TIME_COL, to_hours
@@ -86,16 +89,7 @@ def _prediction_rows(
 
 
 def _insert_predictions(conn: Connection, rows: list[tuple[Any, ...]]) -> int:
-    if not rows:
-        return 0
-    with conn.cursor() as cur:
-        cur.executemany(
-            "insert into predictions (machine_id, ts, role, model_version_id, failure_prob, rul_h,"
-            " rul_low_h, rul_high_h, anomaly, mode, contributions, data_quality)"
-            " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
-            rows,
-        )
-    return len(rows)
+    return insert_predictions(conn, rows)
 
 
 def score_once(
@@ -151,12 +145,9 @@ def score_once(
 def _unscored(conn: Connection, hourly: pd.DataFrame) -> pd.DataFrame:
     """Drop machines whose latest completed hour already has a champion prediction."""
     last = hourly.groupby("machine_id")["ts"].max()
-    done = conn.execute(
-        "select machine_id from predictions p join unnest(%s::text[], %s::timestamptz[]) as l(m, ts)"
-        " on p.machine_id = l.m and p.ts = l.ts where p.role = 'champion'",
-        (list(last.index), [pd.Timestamp(v).to_pydatetime() for v in last.to_numpy()]),
-    ).fetchall()
-    finished = {r[0] for r in done}
+    finished = champion_scored(
+        conn, list(last.index), [pd.Timestamp(v).to_pydatetime() for v in last.to_numpy()]
+    )
     return hourly[~hourly["machine_id"].isin(finished)]
 
 
@@ -176,10 +167,7 @@ def _load_online(
     shard: str = "",
 ) -> tuple[OnlineFailureModel, float]:
     """The online model and the last hour it has seen (from its database checkpoint)."""
-    row = conn.execute(
-        "select state, position from model_checkpoints where name = %s",
-        (_checkpoint_name(type_id, shard),),
-    ).fetchone()
+    row = load_checkpoint(conn, _checkpoint_name(type_id, shard))
     key = type_id + shard
     if key in state.online and row is not None:
         return state.online[key], float(row[1].get("t_h", -math.inf))
@@ -249,26 +237,21 @@ def _score_online(
         )
     for fh, fm in pending_failures:
         model.failure(fm, fh)
-    conn.execute(
-        "insert into model_checkpoints (name, state, position, updated_at) values (%s, %s, %s, now())"
-        " on conflict (name) do update set state = excluded.state, position = excluded.position,"
-        " updated_at = now()",
-        (
-            _checkpoint_name(type_id, shard),
-            model.save(),
-            Jsonb({"t_h": float(new[TIME_COL].max()), **model.summary()}),
-        ),
+    save_checkpoint(
+        conn,
+        _checkpoint_name(type_id, shard),
+        model.save(),
+        {"t_h": float(new[TIME_COL].max()), **model.summary()},
     )
     if drift:
         state.drift_events += drift
-        conn.execute(
-            "insert into audit_log (at, actor, action, target, detail)"
-            " values (%s, 'scoring', 'drift', %s, %s)",
-            (
-                new["ts"].max().to_pydatetime(),
-                type_id,
-                Jsonb({"detectors": drift, "summary": model.summary()}),
-            ),
+        audit.record(
+            conn,
+            "scoring",
+            "drift",
+            type_id,
+            {"detectors": drift, "summary": model.summary()},
+            at=new["ts"].max().to_pydatetime(),
         )
     return _insert_predictions(conn, rows)
 

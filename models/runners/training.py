@@ -16,13 +16,14 @@ from typing import Any
 import pandas as pd
 import psycopg
 from psycopg import Connection
-from psycopg.types.json import Jsonb
 from sklearn.metrics import average_precision_score
 
 from forewarn.assets import MachineType
 from forewarn.clock import now_on
 from forewarn.errors import StorageUnavailable
 from forewarn.settings import Settings
+from forewarn.storage import audit
+from forewarn.storage.model_registry import newest_training_end
 from forewarn.storage.readings import latest_reading_time
 from models.bundle import ModelBundle, features_for
 from models.frames import TIME_COL, failure_modes, failure_times, to_hours
@@ -209,8 +210,7 @@ def retrain_reason(
     """
     # plant time: a version counts from the end of its training window, not from its wall-clock
     # creation, so an accelerated or replayed plant retrains on its own schedule
-    row = conn.execute("select max(coalesce(train_to, created_at)) from model_versions").fetchone()
-    last = None if row is None else row[0]
+    last = newest_training_end(conn)
     if last is None:
         return "schedule"
     age = (now - last).total_seconds()
@@ -218,10 +218,7 @@ def retrain_reason(
         return "schedule"
     if age < min_gap_s:
         return None
-    drift = conn.execute(
-        "select count(*) from audit_log where action = 'drift' and at > %s", (last,)
-    ).fetchone()
-    return "drift" if drift is not None and drift[0] > 0 else None
+    return "drift" if audit.count_since(conn, "drift", last) > 0 else None
 
 
 def run_retrain_loop(
@@ -246,11 +243,7 @@ def run_retrain_loop(
                     results = train_from_db(
                         conn, horizon_h=settings.models.horizon_h, seed=int(time.time()) % 10_000
                     )
-                    conn.execute(
-                        "insert into audit_log (actor, action, target, detail)"
-                        " values ('retrain', 'retrain', %s, %s)",
-                        (reason, Jsonb([r.as_dict() for r in results])),
-                    )
+                    audit.record(conn, "retrain", "retrain", reason, [r.as_dict() for r in results])
                     log.info(
                         "retrained (%s): %s",
                         reason,
