@@ -34,7 +34,9 @@ from forewarn.assets import AssetRegistry, Costs, Line, Machine, MachineType, Se
 from forewarn.broker import find_mosquitto, free_port, mosquitto_config
 from forewarn.errors import ConfigError
 from forewarn.storage.assets import upsert_registry
+from forewarn.storage.bulk import count_rows
 from forewarn.storage.migrate import migrate
+from forewarn.storage.readings import reading_keys
 from forewarn.storage.server import embedded_postgres
 from forewarn.supervisor import Child, Supervisor, forewarn_command, wait_until
 from tools.chaos_publish import MACHINE_PREFIX, SITE, message_key
@@ -165,17 +167,16 @@ class Mosquitto:
 
 def _readings(db_url: str) -> tuple[int, set[tuple[str, int]]]:
     with psycopg.connect(db_url, connect_timeout=5) as conn:
-        rows = conn.execute("select machine_id, seq from readings").fetchall()
-    return len(rows), {(m, int(s)) for m, s in rows}
+        rows = reading_keys(conn)
+    return len(rows), set(rows)
 
 
 def _count(db_url: str) -> int:
     try:
         with psycopg.connect(db_url, connect_timeout=2) as conn:
-            row = conn.execute("select count(*) from readings").fetchone()
+            return count_rows(conn, "readings")
     except psycopg.OperationalError:
         return -1  # the server is restarting
-    return int(row[0]) if row else 0
 
 
 class _Progress:
@@ -278,8 +279,7 @@ def _run(opts: ChaosOptions, state: Path) -> dict[str, Any]:
                 sup.stop(ingest)
                 rows, keys = _readings(db_url)
                 with psycopg.connect(db_url) as conn:
-                    row = conn.execute("select count(*) from dead_letters").fetchone()
-                dead = int(row[0]) if row else 0
+                    dead = count_rows(conn, "dead_letters")
         finally:
             broker.stop()
             stop_postgres(state / "pg")

@@ -14,7 +14,6 @@ false alarm (dismissed), and a few had preventive maintenance.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,10 +22,12 @@ from typing import Any
 
 import numpy as np
 from psycopg import Connection
-from psycopg.types.json import Jsonb
 
 from forewarn.assets import AssetRegistry, Costs, Line, Machine, MachineType, SensorSpec, Site
+from forewarn.storage import alerts as alert_store
+from forewarn.storage import audit, model_registry
 from forewarn.storage.assets import upsert_registry
+from forewarn.storage.bulk import copy_text
 
 READING_EVERY_S = 300  # the default factory's telemetry interval
 PREDICTION_EVERY_S = 900
@@ -107,21 +108,6 @@ def seed_registry(machines: int) -> AssetRegistry:
 
 def _ts_text(epochs: np.ndarray) -> np.ndarray:
     return np.datetime_as_string(epochs.astype("datetime64[s]"), unit="s", timezone="UTC")
-
-
-def _copy_text(conn: Connection, table: str, columns: str, lines: Iterable[str]) -> int:
-    """COPY tab-separated lines (already escaped) into ``table``, in chunks; returns rows."""
-    n = 0
-    with conn.cursor() as cur, cur.copy(f"copy {table} ({columns}) from stdin") as copy:
-        buf = io.StringIO()
-        for line in lines:
-            buf.write(line)
-            n += 1
-            if n % 50_000 == 0:
-                copy.write(buf.getvalue())
-                buf = io.StringIO()
-        copy.write(buf.getvalue())
-    return n
 
 
 @dataclass(slots=True)
@@ -381,10 +367,10 @@ def _events_and_alerts(
                     reason="work order created",
                 )
             )
-    n_events = _copy_text(
+    n_events = copy_text(
         conn,
         "machine_events",
-        "machine_id, seq, ts, event, mode, kind, duration_s, detail",
+        ("machine_id", "seq", "ts", "event", "mode", "kind", "duration_s", "detail"),
         (
             f"{m}\t{s}\t{ts.isoformat()}\t{ev}\t{mode or chr(92) + 'N'}\t{kind or chr(92) + 'N'}\t{d}\t{json.dumps(det)}\n"
             for m, s, ts, ev, mode, kind, d, det in events
@@ -392,54 +378,41 @@ def _events_and_alerts(
     )
     alerts.sort(key=lambda a: a["at"])
     seq = 0
-    with conn.cursor() as cur:
-        for a in alerts:
-            p = a["p"]
-            sensors = TYPES[p.machine.type_id][1]
-            seq += 1 + len(a["changes"])
-            updated = a["changes"][-1][1] if a["changes"] else a["at"]
-            cur.execute(
-                "insert into alerts (machine_id, mode, status, severity, failure_prob, ttf_h, ttf_low_h,"
-                " ttf_high_h, contributions, model_version_id, inputs_age_s, recommended_action,"
-                " created_at, updated_at, version, change_seq)"
-                " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning id",
-                (
-                    p.machine.id,
-                    p.mode,
-                    a["status"],
-                    _severity(a["prob"]),
-                    a["prob"],
-                    a["ttf"],
-                    a["ttf"] * 0.6,
-                    a["ttf"] * 1.5,
-                    Jsonb(json.loads(_contributions(sensors, 0.8, rng))),
-                    versions["champion"],
-                    30.0,
-                    f"Inspect {p.mode.replace('_', ' ')} within {a['ttf']:.0f} h",
-                    a["at"],
-                    updated,
-                    1 + len(a["changes"]),
-                    seq,
-                ),
-            )
-            row = cur.fetchone()
-            assert row is not None
-            rows: list[tuple[str | None, str, str, str, datetime, Jsonb]] = [
-                (None, "open", "alert-engine", "probability above threshold", a["at"], Jsonb({}))
-            ]
-            prev = "open"
-            for i, (status, when) in enumerate(a["changes"], start=1):
-                last = i == len(a["changes"])
-                detail = Jsonb(a.get("detail", {}) if last else {})
-                rows.append((prev, status, "operator", a["reason"], when, detail))
-                prev = status
-            cur.executemany(
-                "insert into alert_transitions"
-                " (alert_id, from_status, to_status, actor, reason, at, detail)"
-                " values (%s, %s, %s, %s, %s, %s, %s)",
-                [(row[0], *r) for r in rows],
-            )
-        cur.execute("update alert_change_counter set seq = greatest(seq, %s) where id = 1", (seq,))
+    for a in alerts:
+        p = a["p"]
+        sensors = TYPES[p.machine.type_id][1]
+        seq += 1 + len(a["changes"])
+        updated = a["changes"][-1][1] if a["changes"] else a["at"]
+        alert_id = alert_store.insert_alert_record(
+            conn,
+            machine_id=p.machine.id,
+            mode=p.mode,
+            status=a["status"],
+            severity=_severity(a["prob"]),
+            failure_prob=a["prob"],
+            ttf_h=a["ttf"],
+            ttf_low_h=a["ttf"] * 0.6,
+            ttf_high_h=a["ttf"] * 1.5,
+            contributions=json.loads(_contributions(sensors, 0.8, rng)),
+            model_version_id=versions["champion"],
+            inputs_age_s=30.0,
+            recommended_action=f"Inspect {p.mode.replace('_', ' ')} within {a['ttf']:.0f} h",
+            created_at=a["at"],
+            updated_at=updated,
+            version=1 + len(a["changes"]),
+            change_seq=seq,
+        )
+        rows: list[tuple[int, str | None, str, str, str, datetime, Any]] = [
+            (alert_id, None, "open", "alert-engine", "probability above threshold", a["at"], {})
+        ]
+        prev = "open"
+        for i, (status, when) in enumerate(a["changes"], start=1):
+            last = i == len(a["changes"])
+            detail = a.get("detail", {}) if last else {}
+            rows.append((alert_id, prev, status, "operator", a["reason"], when, detail))
+            prev = status
+        alert_store.insert_transition_records(conn, rows)
+        alert_store.set_change_counter(conn, seq, at_least=True)
     return n_events, len(alerts)
 
 
@@ -452,35 +425,24 @@ def _model_versions(conn: Connection, win: Window) -> dict[str, int]:
     ):
         artifact = f"seeded model v{version}".encode()
         created = win.start - timedelta(days=3 - version)
-        row = conn.execute(
-            "insert into model_versions (name, version, created_at, artifact, artifact_sha256, features,"
-            " feature_hash, params, metrics, train_from, train_to, code_revision)"
-            " values ('failure-lgbm', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'seed')"
-            " on conflict (name, version) do update set metrics = excluded.metrics returning id",
-            (
-                version,
-                created,
-                artifact,
-                hashlib.sha256(artifact).hexdigest(),
-                Jsonb(feats),
-                hashlib.sha256(",".join(feats).encode()).hexdigest()[:16],
-                Jsonb({"num_leaves": 31 + version * 16, "horizon_h": 48}),
-                Jsonb(metrics),
-                created - timedelta(days=90),
-                created,
-            ),
-        ).fetchone()
-        assert row is not None
-        versions[alias] = int(row[0])
-        conn.execute(
-            "insert into model_aliases (name, alias, version_id, updated_at) values ('failure-lgbm', %s, %s, %s)"
-            " on conflict (name, alias) do update set version_id = excluded.version_id",
-            (alias, row[0], created),
+        version_id = model_registry.put_version(
+            conn,
+            "failure-lgbm",
+            version,
+            created_at=created,
+            artifact=artifact,
+            artifact_sha256=hashlib.sha256(artifact).hexdigest(),
+            features=feats,
+            feature_hash=hashlib.sha256(",".join(feats).encode()).hexdigest()[:16],
+            params={"num_leaves": 31 + version * 16, "horizon_h": 48},
+            metrics=metrics,
+            train_from=created - timedelta(days=90),
+            train_to=created,
+            code_revision="seed",
         )
-        conn.execute(
-            "insert into model_alias_history (name, alias, version_id, actor, at)"
-            " values ('failure-lgbm', %s, %s, 'seed', %s)",
-            (alias, row[0], created),
+        versions[alias] = version_id
+        model_registry.record_alias(
+            conn, "failure-lgbm", alias, version_id, at=created, actor="seed"
         )
     return versions
 
@@ -497,13 +459,8 @@ def _drift(conn: Connection, win: Window, rng: np.random.Generator) -> int:
     ):
         at = win.start + (win.end - win.start) * float(rng.uniform(0.2 + i * 0.2, 0.35 + i * 0.2))
         detail = {"detectors": 1, "detector": detector, "feature": feature}
-        rows.append((at, "scoring", "drift", type_id, Jsonb(detail)))
-    with conn.cursor() as cur:
-        cur.executemany(
-            "insert into audit_log (at, actor, action, target, detail) values (%s, %s, %s, %s, %s)",
-            rows,
-        )
-    return len(rows)
+        rows.append((at, "scoring", "drift", type_id, detail))
+    return audit.record_many(conn, rows)
 
 
 def seed_history(
@@ -525,17 +482,29 @@ def seed_history(
     plans = _plans(reg, win, rng)
     versions = _model_versions(conn, win)
     counts = {"machines": machines}
-    counts["readings"] = _copy_text(
+    counts["readings"] = copy_text(
         conn,
         "readings",
-        "machine_id, seq, ts, regime, values",
+        ("machine_id", "seq", "ts", "regime", "values"),
         _reading_lines(plans, win, reading_every_s, rng),
     )
-    counts["predictions"] = _copy_text(
+    counts["predictions"] = copy_text(
         conn,
         "predictions",
-        "machine_id, ts, role, model_version_id, failure_prob, rul_h, rul_low_h, rul_high_h, anomaly,"
-        " mode, contributions, data_quality",
+        (
+            "machine_id",
+            "ts",
+            "role",
+            "model_version_id",
+            "failure_prob",
+            "rul_h",
+            "rul_low_h",
+            "rul_high_h",
+            "anomaly",
+            "mode",
+            "contributions",
+            "data_quality",
+        ),
         _prediction_lines(plans, win, prediction_every_s, versions, rng),
     )
     counts["events"], counts["alerts"] = _events_and_alerts(conn, plans, win, versions, rng)

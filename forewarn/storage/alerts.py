@@ -579,3 +579,76 @@ def alert_status(conn: Connection, alert_id: int) -> str | None:
     """An alert's status, or None when there is no such alert."""
     row = conn.execute("select status from alerts where id = %s", (alert_id,)).fetchone()
     return None if row is None else str(row[0])
+
+
+def insert_alert_record(
+    conn: Connection,
+    *,
+    machine_id: str,
+    mode: str,
+    status: str,
+    severity: str,
+    failure_prob: float,
+    ttf_h: float,
+    ttf_low_h: float,
+    ttf_high_h: float,
+    contributions: Any,
+    model_version_id: int | None,
+    inputs_age_s: float,
+    recommended_action: str,
+    created_at: datetime,
+    updated_at: datetime,
+    version: int,
+    change_seq: int,
+) -> int:
+    """Store an alert as history recorded it (times, version and change_seq given); returns its id.
+
+    For imported or generated history: live alerts go through :func:`insert_alert`.
+    """
+    row = conn.execute(
+        "insert into alerts (machine_id, mode, status, severity, failure_prob, ttf_h, ttf_low_h,"
+        " ttf_high_h, contributions, model_version_id, inputs_age_s, recommended_action,"
+        " created_at, updated_at, version, change_seq)"
+        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning id",
+        (
+            machine_id,
+            mode,
+            status,
+            severity,
+            failure_prob,
+            ttf_h,
+            ttf_low_h,
+            ttf_high_h,
+            Jsonb(contributions),
+            model_version_id,
+            inputs_age_s,
+            recommended_action,
+            created_at,
+            updated_at,
+            version,
+            change_seq,
+        ),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def insert_transition_records(
+    conn: Connection, rows: Sequence[tuple[int, str | None, str, str, str, datetime, Any]]
+) -> None:
+    """Store recorded transitions (alert_id, from, to, actor, reason, at, detail)."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into alert_transitions"
+            " (alert_id, from_status, to_status, actor, reason, at, detail)"
+            " values (%s, %s, %s, %s, %s, %s, %s)",
+            [(*r[:6], Jsonb(r[6])) for r in rows],
+        )
+
+
+def set_change_counter(conn: Connection, seq: int, *, at_least: bool = False) -> None:
+    """Set the alert change counter to ``seq`` (with ``at_least``: never lower it)."""
+    if at_least:
+        conn.execute("update alert_change_counter set seq = greatest(seq, %s) where id = 1", (seq,))
+    else:
+        conn.execute("update alert_change_counter set seq = %s", (seq,))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -37,3 +38,13 @@ def count_since(conn: Connection, action: str, since: datetime) -> int:
         "select count(*) from audit_log where action = %s and at > %s", (action, since)
     ).fetchone()
     return 0 if row is None else int(row[0])
+
+
+def record_many(conn: Connection, rows: Sequence[tuple[datetime, str, str, str, Any]]) -> int:
+    """Append entries (at, actor, action, target, detail); returns how many."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into audit_log (at, actor, action, target, detail) values (%s, %s, %s, %s, %s)",
+            [(*r[:4], Jsonb(r[4])) for r in rows],
+        )
+    return len(rows)

@@ -176,3 +176,61 @@ def save_checkpoint(conn: Connection, name: str, state: bytes, position: dict[st
         " updated_at = now()",
         (name, state, Jsonb(position)),
     )
+
+
+def put_version(
+    conn: Connection,
+    name: str,
+    version: int,
+    *,
+    created_at: datetime,
+    artifact: bytes,
+    artifact_sha256: str,
+    features: list[str],
+    feature_hash: str,
+    params: dict[str, Any],
+    metrics: dict[str, Any],
+    train_from: datetime | None,
+    train_to: datetime | None,
+    code_revision: str,
+) -> int:
+    """Store a version with a given number and time (imported history; its metrics replaced if it
+    exists); returns its id. New models go through :func:`insert_version`."""
+    row = conn.execute(
+        "insert into model_versions (name, version, created_at, artifact, artifact_sha256, features,"
+        " feature_hash, params, metrics, train_from, train_to, code_revision)"
+        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " on conflict (name, version) do update set metrics = excluded.metrics returning id",
+        (
+            name,
+            version,
+            created_at,
+            artifact,
+            artifact_sha256,
+            Jsonb(features),
+            feature_hash,
+            Jsonb(params),
+            Jsonb(metrics),
+            train_from,
+            train_to,
+            code_revision,
+        ),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def record_alias(
+    conn: Connection, name: str, alias: str, version_id: int, *, at: datetime, actor: str
+) -> None:
+    """Point ``alias`` at a version as history recorded it (alias row + its history, no audit)."""
+    conn.execute(
+        "insert into model_aliases (name, alias, version_id, updated_at) values (%s, %s, %s, %s)"
+        " on conflict (name, alias) do update set version_id = excluded.version_id",
+        (name, alias, version_id, at),
+    )
+    conn.execute(
+        "insert into model_alias_history (name, alias, version_id, actor, at)"
+        " values (%s, %s, %s, %s, %s)",
+        (name, alias, version_id, actor, at),
+    )

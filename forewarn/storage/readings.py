@@ -378,3 +378,42 @@ def sampled_readings(
         f" where m.type_id = %s and r.ts < %s order by r.machine_id, {bucket}, r.ts",
         (*sensors, type_id, until),
     ).fetchall()
+
+
+def create_readings_twin(conn: Connection, table: str) -> None:
+    """An empty table shaped like readings (indexes included), e.g. for a comparison ingester."""
+    conn.execute(
+        sql.SQL("create table {} (like readings including all)").format(sql.Identifier(table))
+    )
+
+
+def insert_one_reading(
+    conn: Connection,
+    table: str,
+    machine_id: str,
+    seq: int,
+    ts: Any,
+    regime: int | None,
+    values: dict[str, Any],
+) -> None:
+    """One INSERT of one reading into ``table`` (the naive per-message writer benchmarks compare
+    against; ingest uses :func:`insert_readings`)."""
+    conn.execute(
+        sql.SQL(
+            "insert into {} (machine_id, seq, ts, regime, values) values (%s, %s, %s, %s, %s)"
+        ).format(sql.Identifier(table)),
+        (machine_id, seq, ts, regime, Jsonb(values)),
+    )
+
+
+def reading_key_counts(conn: Connection, below_seq: int) -> list[tuple[str, int, int]]:
+    """(machine, seq, rows stored) of every reading key with seq below ``below_seq``."""
+    rows = conn.execute(
+        "select machine_id, seq, count(*) from readings where seq < %s group by 1, 2", (below_seq,)
+    ).fetchall()
+    return [(m, int(s), int(c)) for m, s, c in rows]
+
+
+def reading_keys(conn: Connection) -> list[tuple[str, int]]:
+    """(machine, seq) of every stored reading, duplicates included."""
+    return [(m, int(s)) for m, s in conn.execute("select machine_id, seq from readings")]

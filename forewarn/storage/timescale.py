@@ -136,3 +136,35 @@ def enable_hypertables(
                 log.info("%s is a hypertable on %s, chunks of %s", table, time_column, interval)
     except psycopg.Error as exc:
         raise StorageError(f"could not enable TimescaleDB hypertables: {exc}".strip()) from exc
+
+
+def relation_size_mb(conn: psycopg.Connection, table: str) -> float:
+    """Table + indexes (+ chunks of a hypertable), MiB."""
+    schema = timescale_schema(conn)
+    if schema is not None:
+        query = sql.SQL(
+            "select coalesce((select {}.hypertable_size(%s::regclass)"
+            " where exists (select 1 from timescaledb_information.hypertables"
+            " where hypertable_schema = current_schema() and hypertable_name = %s)),"
+            " pg_total_relation_size(%s::regclass))"
+        ).format(sql.Identifier(schema))
+        row = conn.execute(query, (table, table, table)).fetchone()
+    else:
+        row = conn.execute("select pg_total_relation_size(%s::regclass)", (table,)).fetchone()
+    return float(row[0] if row else 0) / 2**20
+
+
+def server_versions(conn: psycopg.Connection) -> tuple[str, str | None]:
+    """(PostgreSQL version, TimescaleDB extension version or None) of the connected server."""
+    row = conn.execute(
+        "select current_setting('server_version'),"
+        " (select extversion from pg_extension where extname = 'timescaledb')"
+    ).fetchone()
+    assert row is not None
+    return str(row[0]).split(" ")[0], None if row[1] is None else str(row[1])
+
+
+def server_bin_dir(conn: psycopg.Connection) -> str | None:
+    """The server's binary directory (pg_config BINDIR), or None when it is not visible."""
+    row = conn.execute("select setting from pg_config where name = 'BINDIR'").fetchone()
+    return None if row is None else str(row[0])

@@ -24,7 +24,9 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from forewarn.assets import AssetRegistry, Costs, Line, Machine, MachineType, SensorSpec, Site
+from forewarn.storage.alerts import set_change_counter
 from forewarn.storage.assets import upsert_registry
+from forewarn.storage.bulk import copy_rows
 from forewarn.storage.keys import create_key
 from forewarn.storage.migrate import migrate
 from forewarn.storage.schemas import temporary_schema
@@ -37,6 +39,15 @@ WARMUP_S = 2.0
 WORKERS = 2  # uvicorn processes sharing one listening socket; one per core here
 STATUSES = ("resolved",) * 70 + ("dismissed",) * 28 + ("acknowledged", "open")
 SEVERITIES = ("low", "medium", "high", "critical")
+PREDICTION_COLUMNS = (
+    "machine_id", "ts", "role", "failure_prob", "rul_h", "rul_low_h", "rul_high_h", "mode",
+    "contributions",
+)  # fmt: skip
+ALERT_COLUMNS = (
+    "machine_id", "mode", "status", "severity", "failure_prob", "ttf_h", "ttf_low_h", "ttf_high_h",
+    "contributions", "inputs_age_s", "recommended_action", "created_at", "updated_at", "version",
+    "change_seq",
+)  # fmt: skip
 
 
 def seed(url: str, *, machines: int, alerts: int, seed: int = 7) -> None:
@@ -54,58 +65,52 @@ def seed(url: str, *, machines: int, alerts: int, seed: int = 7) -> None:
         machines=[Machine(f"s1-m{i:05d}", "s1", "s1-l1", "pump") for i in range(machines)],
     )
     now = datetime.now(UTC)
+    preds = []
+    for m in reg.machines:
+        p = rnd.random()
+        preds.append(
+            (
+                m.id,
+                now,
+                "champion",
+                p,
+                100 * (1 - p),
+                50 * (1 - p),
+                150 * (1 - p),
+                "bearing",
+                Jsonb({"vibration_rms_mean": p}),
+            )
+        )
+    rows = []
+    for i in range(alerts):
+        mid = reg.machines[i % machines].id
+        t = now - timedelta(seconds=alerts - i)
+        # each alert its own mode: the one-open-per-(machine, mode) index always holds
+        rows.append(
+            (
+                mid,
+                f"mode-{i // machines}",
+                rnd.choice(STATUSES),
+                rnd.choice(SEVERITIES),
+                rnd.random(),
+                24.0,
+                12.0,
+                48.0,
+                Jsonb({"vibration_rms_mean": 0.4, "bearing_temp_slope": 0.1}),
+                30.0,
+                "Plan maintenance this week: Lubricate or replace the bearing.",
+                t,
+                t,
+                1,
+                i + 1,
+            )
+        )
     with psycopg.connect(url) as conn:
         migrate(conn)
         upsert_registry(conn, reg)
-        with conn.cursor() as cur:
-            with cur.copy(
-                "copy predictions (machine_id, ts, role, failure_prob, rul_h, rul_low_h,"
-                " rul_high_h, mode, contributions) from stdin"
-            ) as cp:
-                for m in reg.machines:
-                    p = rnd.random()
-                    cp.write_row(
-                        (
-                            m.id,
-                            now,
-                            "champion",
-                            p,
-                            100 * (1 - p),
-                            50 * (1 - p),
-                            150 * (1 - p),
-                            "bearing",
-                            Jsonb({"vibration_rms_mean": p}),
-                        )
-                    )
-            with cur.copy(
-                "copy alerts (machine_id, mode, status, severity, failure_prob, ttf_h, ttf_low_h,"
-                " ttf_high_h, contributions, inputs_age_s, recommended_action, created_at,"
-                " updated_at, version, change_seq) from stdin"
-            ) as cp:
-                for i in range(alerts):
-                    mid = reg.machines[i % machines].id
-                    t = now - timedelta(seconds=alerts - i)
-                    # each alert its own mode: the one-open-per-(machine, mode) index always holds
-                    cp.write_row(
-                        (
-                            mid,
-                            f"mode-{i // machines}",
-                            rnd.choice(STATUSES),
-                            rnd.choice(SEVERITIES),
-                            rnd.random(),
-                            24.0,
-                            12.0,
-                            48.0,
-                            Jsonb({"vibration_rms_mean": 0.4, "bearing_temp_slope": 0.1}),
-                            30.0,
-                            "Plan maintenance this week: Lubricate or replace the bearing.",
-                            t,
-                            t,
-                            1,
-                            i + 1,
-                        )
-                    )
-        conn.execute("update alert_change_counter set seq = %s", (alerts,))
+        copy_rows(conn, "predictions", PREDICTION_COLUMNS, preds)
+        copy_rows(conn, "alerts", ALERT_COLUMNS, rows)
+        set_change_counter(conn, alerts)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("vacuum analyze alerts, machines")  # as autovacuum does after a bulk load
 

@@ -38,12 +38,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
-from psycopg.types.json import Jsonb
 
 from forewarn.assets import AssetRegistry, Costs, Line, Machine, MachineType, SensorSpec, Site
 from forewarn.contract import Telemetry, encode, topic_for
 from forewarn.settings import Settings
 from forewarn.storage.assets import upsert_registry
+from forewarn.storage.readings import create_readings_twin, insert_one_reading, reading_key_counts
 from forewarn.storage.schemas import temporary_schema
 from ingest.pipeline import CommitInfo
 from ingest.service import RECEIVE_MAXIMUM, broker_address, connect_properties, run_ingest
@@ -254,21 +254,19 @@ def naive_consumer(url: str, db_url: str, per_round: int) -> Iterator[Consumer]:
     root = f"forewarn-bench-naive-{uuid.uuid4().hex[:8]}/v1"
     hold, n = threading.Event(), [0]
     with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute("create table bench_naive (like readings including all)")
+        create_readings_twin(conn, "bench_naive")
 
         def on_message(_c: Any, _u: Any, m: mqtt.MQTTMessage) -> None:
             hold.wait()
             body = json.loads(m.payload)
-            conn.execute(
-                "insert into bench_naive (machine_id, seq, ts, regime, values)"
-                " values (%s, %s, %s, %s, %s)",
-                (
-                    body["machine"],
-                    body["seq"],
-                    body["ts"],
-                    body.get("regime"),
-                    Jsonb(body["values"]),
-                ),
+            insert_one_reading(
+                conn,
+                "bench_naive",
+                body["machine"],
+                body["seq"],
+                body["ts"],
+                body.get("regime"),
+                body["values"],
             )
             n[0] += 1
 
@@ -368,9 +366,7 @@ def _live(url: str, root: str, committed: _Committed) -> None:
 def compare(db_url: str, messages: list[tuple[str, int, bytes]]) -> tuple[int, int, int]:
     """(stored, lost, duplicates) of the backlog set, from the rows in the database."""
     with psycopg.connect(db_url) as conn:
-        rows = conn.execute(
-            "select machine_id, seq, count(*) from readings where seq < 10000000 group by 1, 2"
-        ).fetchall()
+        rows = reading_key_counts(conn, 10_000_000)
     stored = {(m, s): c for m, s, c in rows}
     expected = Counter((m, s) for m, s, _ in messages)
     lost = sum(1 for k in expected if k not in stored)

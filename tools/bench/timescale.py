@@ -27,7 +27,12 @@ from forewarn.contract import Telemetry
 from forewarn.storage.readings import insert_readings
 from forewarn.storage.rollups import refresh_rollups, sensor_rollup
 from forewarn.storage.schemas import temporary_schema
-from forewarn.storage.timescale import timescale_license, timescale_schema
+from forewarn.storage.timescale import (
+    relation_size_mb,
+    server_bin_dir,
+    server_versions,
+    timescale_license,
+)
 from tools.scratch_server import scratch_postgres
 
 log = logging.getLogger(__name__)
@@ -86,18 +91,7 @@ def _timed_queries(
 
 def _size_mb(conn: psycopg.Connection, table: str) -> float:
     """Table + indexes (+ chunks of a hypertable), MiB."""
-    schema = timescale_schema(conn)
-    if schema is not None:
-        query = sql.SQL(
-            "select coalesce((select {}.hypertable_size(%s::regclass)"
-            " where exists (select 1 from timescaledb_information.hypertables"
-            " where hypertable_schema = current_schema() and hypertable_name = %s)),"
-            " pg_total_relation_size(%s::regclass))"
-        ).format(sql.Identifier(schema))
-        row = conn.execute(query, (table, table, table)).fetchone()
-    else:
-        row = conn.execute("select pg_total_relation_size(%s::regclass)", (table,)).fetchone()
-    return float(row[0] if row else 0) / 2**20
+    return relation_size_mb(conn, table)
 
 
 @contextlib.contextmanager
@@ -108,15 +102,12 @@ def _scratch_schema(url: str) -> Iterator[psycopg.Connection]:
 
 
 def _describe(conn: psycopg.Connection) -> str:
-    row = conn.execute(
-        "select current_setting('server_version'),"
-        " (select extversion from pg_extension where extname = 'timescaledb')"
-    ).fetchone()
+    version, extension = server_versions(conn)
     licence = timescale_license(conn)
     conn.commit()
-    assert row is not None
-    version = str(row[0]).split(" ")[0]
-    return f"PostgreSQL {version}" + (f" + TimescaleDB {row[1]} ({licence})" if row[1] else "")
+    return f"PostgreSQL {version}" + (
+        f" + TimescaleDB {extension} ({licence})" if extension else ""
+    )
 
 
 def bench_servers(
@@ -195,13 +186,13 @@ _COPIED_SETTINGS = (
 def _plain_twin(timescale_url: str) -> Iterator[str]:
     """A scratch cluster from the TimescaleDB server's binaries and settings, without TimescaleDB."""
     with psycopg.connect(timescale_url, autocommit=True) as conn:
-        row = conn.execute("select setting from pg_config where name = 'BINDIR'").fetchone()
+        bin_dir = server_bin_dir(conn)
         settings = {}
         for name in _COPIED_SETTINGS:
             value = conn.execute(sql.SQL("show {}").format(sql.Identifier(name))).fetchone()
             settings[name] = str(value[0]) if value else ""
-    assert row is not None
-    with scratch_postgres(Path(row[0]), settings) as url:
+    assert bin_dir is not None
+    with scratch_postgres(Path(bin_dir), settings) as url:
         yield url
 
 
