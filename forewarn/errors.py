@@ -7,6 +7,7 @@ ForewarnError
  │    └── StorageUnavailable
  ├── ModelError         no model, or a model cannot score
  ├── NotFound           an id that does not exist
+ │    └── DatasetNotFoundError  a public dataset is not where we were told to look
  ├── InputError         a file or request the user supplied is invalid (names row and field)
  └── Conflict           a state change that is not allowed now
 """
@@ -56,3 +57,7 @@ class Conflict(ForewarnError):
 
 class InputError(ForewarnError):
     """A file or request the user supplied is invalid; the message names the row and field."""
+
+
+class DatasetNotFoundError(NotFound, FileNotFoundError):
+    """A benchmark dataset is not where we were told to look (also a FileNotFoundError)."""

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
+from typing import NamedTuple, cast
 
 import psycopg
 
@@ -42,9 +42,18 @@ STALL_AFTER_S = 30.0  # /readyz fails when taken messages stay unsettled this lo
 
 TELEMETRY, EVENT, DEAD, SPARKPLUG = 0, 1, 2, 3
 SPB_PREFIX = NAMESPACE + "/"
-# (kind, Telemetry | Event | (reason, detail) | sparkplug Outcome, topic, payload, mid, qos,
-#  connection generation)
-Item = tuple[int, object, str, bytes, int, int, int]
+
+
+class Item(NamedTuple):
+    """One message on the queue between intake and writer."""
+
+    kind: int  # TELEMETRY, EVENT, DEAD or SPARKPLUG
+    obj: object  # Telemetry | Event | (reason, detail) | sparkplug Outcome
+    topic: str
+    payload: bytes
+    mid: int  # MQTT message id, acknowledged once committed
+    qos: int
+    gen: int  # connection generation: an ack only on the connection that delivered it
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +150,7 @@ class Pipeline:
                 return  # draining: not acked, so the broker redelivers it to the next session
             self.taken += 1
             item = self._classify(topic, payload, mid, qos)
-            self.received[item[0]] += 1
+            self.received[item.kind] += 1
             self.queue.put(item)
         finally:
             self._putting = False
@@ -162,18 +171,18 @@ class Pipeline:
                 topic, payload, self._specs, now=now, limits=self._limits, root=self._root
             )
             if msg is not None:
-                return (TELEMETRY, msg, topic, payload, mid, qos, gen)
+                return Item(TELEMETRY, msg, topic, payload, mid, qos, gen)
             full = validate(
                 topic, payload, self._specs, now=now, limits=self._limits, root=self._root
             )
             kind = TELEMETRY if isinstance(full, Telemetry) else EVENT
-            return (kind, full, topic, payload, mid, qos, gen)
+            return Item(kind, full, topic, payload, mid, qos, gen)
         except ContractError as exc:
-            return (DEAD, (exc.reason, exc.detail), topic, payload, mid, qos, gen)
+            return Item(DEAD, (exc.reason, exc.detail), topic, payload, mid, qos, gen)
         except Exception as exc:  # a validation bug must not leave the message unacknowledged
             log.exception("validating a message on %r failed; dead-lettered as internal", topic)
             detail = f"{type(exc).__name__}: {exc}"[:500]
-            return (DEAD, (Reason.INTERNAL.value, detail), topic, payload, mid, qos, gen)
+            return Item(DEAD, (Reason.INTERNAL.value, detail), topic, payload, mid, qos, gen)
 
     def stalled(self, now: float | None = None) -> bool:
         """True when messages were taken but none was settled for ``stall_after_s``.
@@ -203,7 +212,7 @@ class Pipeline:
         if out.rebirth is not None and self._rebirth is not None:
             self._rebirth(out.rebirth)
             self.metrics.sparkplug_rebirths.inc()
-        return (SPARKPLUG, out, topic, payload, mid, qos, self._gen)
+        return Item(SPARKPLUG, out, topic, payload, mid, qos, self._gen)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -381,7 +390,7 @@ class Pipeline:
         with self._gen_lock:
             gen = self._gen
             # older deliveries come again after a reconnect: their acks must not go out
-            self._ack([(item[4], item[5]) for item in items if item[6] == gen])
+            self._ack([(item.mid, item.qos) for item in items if item.gen == gen])
         self.settled += len(items)
 
     def _record(self, items: list[Item], batch: Batch, written: Written, commit_s: float) -> None:

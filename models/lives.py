@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from forewarn.assets import Costs
+from forewarn.money import COST_FIELDS as MONEY_COST_FIELDS
 from models.policy import RAISE, AlertPolicy, scan, shift_of, within_capacity
 
 NEVER = math.inf  # threshold / interval meaning "never act"
@@ -26,7 +27,7 @@ DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(
 )
 NONE, CAUGHT, FAILED = 0, 1, 2  # predictive outcome of a life
 _H = 3600.0
-COST_FIELDS = tuple(Costs.__dataclass_fields__)
+COST_FIELDS = MONEY_COST_FIELDS  # the cost matrix columns, in Costs field order
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from forewarn.assets import (
     Site,
 )
 from forewarn.errors import InputError
+from forewarn.money import COST_FIELDS
 
 
 def upsert_registry(conn: Connection, reg: AssetRegistry) -> None:
@@ -99,7 +100,7 @@ def load_registry(conn: Connection) -> AssetRegistry:
                 SensorSpec(s["name"], s["unit"], float(s["min"]), float(s["max"])) for s in r[2]
             ),
             failure_modes=tuple(r[3]),
-            costs=Costs(*r[4:10]),
+            costs=Costs(**dict(zip(COST_FIELDS, (float(x) for x in r[4:10]), strict=True))),
         )
         for r in conn.execute(
             "select id, name, sensors, failure_modes, downtime_cost_per_h, repair_cost,"

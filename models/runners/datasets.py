@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from forewarn.errors import DatasetNotFoundError
+
 DATA_DIR_ENV = "FOREWARN_DATA_DIR"
 CMAPSS_SETTINGS: tuple[str, ...] = ("setting1", "setting2", "setting3")
 CMAPSS_SENSORS: tuple[str, ...] = tuple(f"s{i}" for i in range(1, 22))
@@ -22,16 +24,12 @@ AI4I_TARGET = "Machine failure"
 AI4I_MODE_FLAGS: tuple[str, ...] = ("TWF", "HDF", "PWF", "OSF", "RNF")  # labels, never inputs
 
 
-class DatasetNotFoundError(FileNotFoundError):
-    """A benchmark dataset is not where we were told to look."""
-
-
 def default_data_dir() -> Path:
     """``$FOREWARN_DATA_DIR`` or ``<repo>/../shared/data``."""
     env = os.environ.get(DATA_DIR_ENV)
     if env:
         return Path(env)
-    repo_root = Path(__file__).resolve().parent.parent
+    repo_root = Path(__file__).resolve().parents[2]
     return repo_root.parent / "shared" / "data"
 
 
