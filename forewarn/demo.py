@@ -250,8 +250,8 @@ def problems(result: dict[str, Any]) -> list[str]:
     ):
         out.append(
             f"{result['dead_lettered']} of {result['published']} messages were dead-lettered"
-            f" (more than {DEAD_LETTER_MAX_SHARE:.0%}); `select reason, count(*) from dead_letters"
-            " group by 1` says why"
+            f" (more than {DEAD_LETTER_MAX_SHARE:.0%}); the dead_letters table holds each"
+            " one's reason"
         )
     if result["published"] == 0:
         out.append("the simulator published nothing (see logs/simulator.log)")
