@@ -67,7 +67,7 @@ def sql_outside_storage() -> list[str]:
 def test_detector_sees_each_statement_kind() -> None:
     for text in (
         "select id from alerts",
-        "SELECT 1\\nFROM x",
+        "SELECT 1\nFROM x",
         "insert into readings (a) values (1)",
         "update alerts set status = 'open'",
         "delete from readings where ts < now()",
