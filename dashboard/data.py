@@ -285,8 +285,8 @@ def pulse_warning(p: dict[str, Any], window_s: float) -> str | None:
     ):
         return (
             f"{p['dead_lettered']:,} of {received:,} messages received in the last "
-            f"{window_s:.0f} s were dead-lettered: `select reason, count(*) from dead_letters "
-            "group by 1` says why."
+            f"{window_s:.0f} s were dead-lettered: the dead_letters table holds each one's "
+            "reason."
         )
     if p["any_data"] and p["stored"] == 0:
         return (

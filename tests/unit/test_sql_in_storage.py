@@ -14,6 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("forewarn", "ingest", "simulator", "api", "dashboard", "models", "tools")
 STORAGE = ROOT / "forewarn" / "storage"
+# Known and announced: the fleet benchmark (issue 17) landed its reporting queries in the tool
+# itself while the SQL moved; they go to forewarn/storage next. Nothing else may join this list.
+PENDING = {ROOT / "tools" / "bench" / "fleet.py"}
 STATEMENT = re.compile(
     r"\bselect\b[\s\S]*\bfrom\b|\binsert\s+into\b|\bupdate\s+[\w.]+\s+set\b|\bdelete\s+from\b"
     r"|\bcopy\s+[\w.(, )]+\s+(from|to)\s+stdin|\bcopy\s+[\w.(, )]+\s+(from|to)\s+stdout",
@@ -54,7 +57,7 @@ def sql_outside_storage() -> list[str]:
     found = []
     for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):
-            if STORAGE in path.parents:
+            if STORAGE in path.parents or path in PENDING:
                 continue
             tree = ast.parse(path.read_text(encoding="utf-8"))
             for line, text in _literals(tree):
