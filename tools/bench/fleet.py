@@ -44,6 +44,7 @@ import httpx
 import numpy as np
 import psutil
 import psycopg
+from psycopg import sql
 
 from forewarn.assets import AssetRegistry
 from forewarn.contract import SCHEMA_VERSION, Telemetry, encode, format_ts, topic_for
@@ -444,10 +445,16 @@ def _table_bytes(conn: psycopg.Connection, table: str) -> tuple[int, int, int]:
         (table,),
     ).fetchone()
     if hyper and hyper[0]:
+        ext = conn.execute(
+            "select extnamespace::regnamespace::text from pg_extension where extname = 'timescaledb'"
+        ).fetchone()
+        assert ext is not None
         row = conn.execute(
-            "select coalesce(sum(table_bytes + coalesce(toast_bytes, 0)), 0),"
-            " coalesce(sum(index_bytes), 0), coalesce(sum(total_bytes), 0)"
-            " from hypertable_detailed_size(%s::regclass)",
+            sql.SQL(
+                "select coalesce(sum(table_bytes + coalesce(toast_bytes, 0)), 0),"
+                " coalesce(sum(index_bytes), 0), coalesce(sum(total_bytes), 0)"
+                " from {}.hypertable_detailed_size(%s::regclass)"
+            ).format(sql.Identifier(ext[0])),
             (table,),
         ).fetchone()
     else:
