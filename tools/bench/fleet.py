@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 WARMUP_S = 40.0  # the streaming baselines need 30 readings before they score
 DRAIN_S = 20.0
+ALERT_WAIT_S = 60.0  # after the drain, how long the poller may still wait for the last alerts
 POLL_S = 0.2
 SLICES_PER_S = 10  # each second's readings are published in this many evenly spaced slices
 FAULT_SHARE = 0.25  # a fault moves one sensor by this share of its physical range
@@ -380,7 +381,7 @@ def run_size(
         with psycopg.connect(url, autocommit=True) as conn:
             drained = _wait(lambda: _count(conn) >= sent, DRAIN_S)
             drain_s = time.time() - published_end
-            _wait(lambda: len(poller.first_seen) >= len(plan.faults), 15)
+            _wait(lambda: len(poller.first_seen) >= len(plan.faults), ALERT_WAIT_S)
             poller.stop.set()
             sampler.stop.set()
             cpu = {name: _tree(pid)[0] - cpu0[name] for name, pid in pids.items()}
