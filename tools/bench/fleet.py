@@ -17,7 +17,10 @@ Measured (all from the database, the API or the OS, never from the services' own
   condition (``models.policy.step`` replayed over the machine's streaming scores: the k-th
   consecutive high score) -> the alert first seen on ``/v1/alerts/changes`` (polled every 0.2 s);
   ``fault_to_alert_p50_s``/``p99``: the same from the fault's first reading;
-- ``lost``: published minus stored (distinct (machine, seq));
+- ``offered_msgs_per_s``: readings the broker acknowledged (PUBACK) per second of the run; a
+  publisher that falls behind stops at the end anyway, so on a saturated machine this is below
+  ``target_msgs_per_s`` and ``generated`` shows what was produced;
+- ``lost``: published (acknowledged by the broker) minus stored (distinct (machine, seq));
 - ``cpu_s_per_1k_msgs`` and ``rss_mb`` per service (psutil, the process and its children);
 - ``db_bytes_per_machine_day``: growth of the schema's tables and indexes per machine and day.
 
@@ -59,6 +62,7 @@ log = logging.getLogger(__name__)
 
 WARMUP_S = 40.0  # the streaming baselines need 30 readings before they score
 DRAIN_S = 20.0
+ACK_WAIT_S = 60.0  # a publisher waits this long for the broker's last acks
 ALERT_WAIT_S = 60.0  # after the drain, how long the poller may still wait for the last alerts
 POLL_S = 0.2
 SLICES_PER_S = 10  # each second's readings are published in this many evenly spaced slices
@@ -136,6 +140,12 @@ def _publisher(
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"fleet-pub-{uuid.uuid4().hex[:8]}")
     c.max_inflight_messages_set(2000)
     c.max_queued_messages_set(0)
+    acked = [0]
+
+    def on_publish(*_: Any) -> None:
+        acked[0] += 1
+
+    c.on_publish = on_publish
     c.connect(host, port, 60)
     c.loop_start()
     rng = np.random.default_rng(seed)
@@ -161,7 +171,10 @@ def _publisher(
     while time.time() < start_at:
         time.sleep(0.001)
     tick = 0
-    while start_at + tick * period < start_at + duration_s:
+    # a publisher that cannot keep up stops at the end anyway: what it did not send was not offered
+    while (
+        start_at + tick * period < start_at + duration_s and time.time() < start_at + duration_s + 5
+    ):
         seq += 1
         for s_ in range(slices):
             t_slice = start_at + tick * period + s_ * period / slices
@@ -184,20 +197,21 @@ def _publisher(
             fault_pub += [(plan.machines[lo_i + int(k)][0], seq, now) for k in faulty]
         tick += 1
     end = time.time()
-    deadline = time.time() + 120
-    while c._out_messages and time.time() < deadline:  # noqa: SLF001 - paho has no public count
+    deadline = time.time() + ACK_WAIT_S
+    while acked[0] < sent and time.time() < deadline:
         time.sleep(0.05)
-    acked = time.time()
+    acked_at = time.time()
     c.loop_stop()
     c.disconnect()
     cpu = psutil.Process().cpu_times()
     out.put(
         {
-            "sent": sent,
+            "generated": sent,
+            "sent": acked[0],
             "fault_pub": fault_pub,
             "cpu_s": cpu.user + cpu.system,
             "publish_s": end - start_at,
-            "acked_s": acked - start_at,
+            "acked_s": acked_at - start_at,
             "max_late_s": late,
         }
     )
@@ -403,12 +417,14 @@ def run_size(
         and figures["scoring_pass_s"] <= figures["cadence_s"]
         and figures["unscored"] == 0
     )
-    lost = sent - stored
+    lost = max(0, sent - stored)  # stored beyond the acked: acks still in flight at the end
     return {
         "machines": machines,
         "hz": hz,
         "duration_s": duration_s,
         "publishers": publishers,
+        "target_msgs_per_s": round(machines * hz, 1),
+        "generated": sum(r["generated"] for r in results),
         "offered_msgs_per_s": round(sent / duration_s, 1),
         "publisher_max_late_s": round(late_s, 3),
         "publisher_acked_s": round(acked_s, 2),
