@@ -156,6 +156,18 @@ def load_downtime(conn: Connection, since: datetime, until: datetime) -> dict[st
     }
 
 
+def backtest_progress() -> dict[str, Any] | None:
+    """The demo's background backtest progress ({done, total, stage}), or None when none runs."""
+    import json
+
+    path = load_settings().state_dir / "run" / "backtest.progress.json"
+    try:
+        got = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return got if isinstance(got, dict) and {"done", "total", "stage"} <= set(got) else None
+
+
 def factory_currency() -> str:
     """The currency of the factory configuration (``FOREWARN_FACTORY``; default EUR)."""
     from forewarn.factory import load_factory

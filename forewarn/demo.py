@@ -44,6 +44,7 @@ BACKTEST_ARGS = (
     "--save",
     "--no-curve",
 )
+BACKTEST_PROGRESS = "backtest.progress.json"  # in {state_dir}/run: the ROI page shows it
 INGEST_READY_TIMEOUT_S = 120.0
 API_READY_TIMEOUT_S = 180.0  # a loaded 2-core machine starts uvicorn slowly
 ORDERS_WAIT_PLANT_H = 40.0  # plant hours the plant may take to answer the last orders (repairs)
@@ -190,7 +191,16 @@ def _run(
             )
             # A backtest on simulated history, so the ROI page has figures before the live
             # ledger has any (one-shot; it stores its result in this database).
-            sup.start("backtest", forewarn_command(*BACKTEST_ARGS, "--seed", str(opts.seed + 2000)))
+            sup.start(
+                "backtest",
+                forewarn_command(
+                    *BACKTEST_ARGS,
+                    "--seed",
+                    str(opts.seed + 2000),
+                    "--progress-file",
+                    str(run_dir / BACKTEST_PROGRESS),
+                ),
+            )
         sim_args = _simulator_args(db_url, opts, mqtt_url, summary_path, settings.mqtt.topic_root)
         sim = sup.start("simulator", forewarn_command(*sim_args))
         _resend_orders(settings, db_url, mqtt_url, before["readings"])

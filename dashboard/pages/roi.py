@@ -176,6 +176,12 @@ st.caption(
 )
 st.subheader("Backtest: predictive vs run-to-failure vs fixed-interval")
 backtest = d["backtest"]
+running = data.backtest_progress()
+if running is not None and running["done"] < running["total"]:
+    st.progress(
+        running["done"] / max(1, running["total"]),
+        text=f"A backtest on simulated history is running in the background: {running['stage']}",
+    )
 if backtest is None:
     st.info(
         "No backtest stored yet. The demo runs one on simulated history in the background (a few"

@@ -9,6 +9,7 @@ forewarn backtest --simulate --machines 50 --sim-days 120 --seed 1 --json
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -79,6 +80,10 @@ def register(app: typer.Typer) -> None:
                 " machines, models and policy.",
             ),
         ] = False,
+        progress_file: Annotated[
+            Path | None,
+            typer.Option(help="--simulate: write {done, total, stage} JSON here as it runs."),
+        ] = None,
         speed: Annotated[
             float, typer.Option(min=60, help="--live-check: simulated seconds per wall second.")
         ] = 3600.0,
@@ -172,6 +177,7 @@ def register(app: typer.Typer) -> None:
                         save_url=url,
                         default_policy=default_policy,
                         segments=segments,
+                        progress=_progress_writer(progress_file),
                     )
             else:
                 out = simulate_backtest(
@@ -183,6 +189,7 @@ def register(app: typer.Typer) -> None:
                     train_fraction=train_fraction,
                     default_policy=default_policy,
                     segments=segments,
+                    progress=_progress_writer(progress_file),
                 )
         else:
             from forewarn.errors import NotFound
@@ -223,6 +230,19 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(out, default=str))
         else:
             _table(out)
+
+
+def _progress_writer(path: Path | None) -> Any:
+    """A progress callback writing {done, total, stage} to ``path`` atomically (None: no-op)."""
+    if path is None:
+        return None
+
+    def write(done: int, total: int, stage: str) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"done": done, "total": total, "stage": stage}))
+        tmp.replace(path)
+
+    return write
 
 
 def _live_check(

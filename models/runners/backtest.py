@@ -224,8 +224,11 @@ def simulate_backtest(
     save_url: str | None = None,
     default_policy: AlertPolicy | None = None,
     segments: int = SEGMENTS,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> dict[str, Any]:
     """Simulate, store, train, score and backtest in a temporary embedded database.
+
+    ``progress(done, total, stage)`` is called as each of the five stages starts and at the end.
 
     ``simulate(factory, hours, seed)`` runs the plant (the caller passes the simulator's
     ``run_history``: the models never import the simulator process package).
@@ -242,9 +245,15 @@ def simulate_backtest(
 
     if not 0 < train_fraction < 1:
         raise ValueError("train_fraction must be between 0 and 1")
+
+    def stage(done: int, text: str) -> None:
+        if progress is not None:
+            progress(done, 5, text)
+
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     factory = load_factory(factory_path, machines=machines)
+    stage(0, f"simulating {days:g} days of {machines} machines")
     history = simulate(factory, days * 24.0, seed)
     timings["simulate_s"] = time.monotonic() - t0
     start = factory.start
@@ -257,15 +266,18 @@ def simulate_backtest(
             upsert_registry(conn, factory.registry())
             conn.commit()
             t1 = time.monotonic()
+            stage(1, "storing the simulated history")
             n_r, n_e = write_history(conn, history.messages)
             timings["store_s"] = time.monotonic() - t1
             del history.messages[:]  # the database holds them now
             t2 = time.monotonic()
+            stage(2, "training the models and scoring the held-out days")
             metrics = train_and_score(
                 conn, start=start, split=split, end=end, horizon_h=config.horizon_h, seed=seed
             )
             timings["train_score_s"] = time.monotonic() - t2
             t3 = time.monotonic()
+            stage(3, "backtesting in and out of sample")
             out = run_backtest(
                 conn,
                 window=(split, end),
@@ -301,6 +313,7 @@ def simulate_backtest(
     }
     timings["total_s"] = time.monotonic() - t0
     out["timings"] = {k: round(v, 1) for k, v in timings.items()}
+    stage(5, "done")
     return out
 
 

@@ -42,3 +42,15 @@ def test_report_per_type_and_the_reliability_figure() -> None:
     fig = figures.fig_reliability(rep)
     assert [t.name for t in fig.data] == ["perfectly calibrated", "champion"]
     assert len(figures.fig_reliability(calibration_report([], horizon_h=48)).data) == 0
+
+
+def test_background_backtest_progress_reaches_the_roi_page(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from dashboard import data
+    from forewarn.commands.backtest import _progress_writer
+
+    monkeypatch.setenv("FOREWARN_STATE_DIR", str(tmp_path))
+    (tmp_path / "run").mkdir()
+    assert data.backtest_progress() is None
+    write = _progress_writer(tmp_path / "run" / "backtest.progress.json")
+    write(2, 5, "training the models")
+    assert data.backtest_progress() == {"done": 2, "total": 5, "stage": "training the models"}
