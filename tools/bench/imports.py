@@ -6,6 +6,8 @@ registers its machines in a throwaway schema of the configured database, then ti
 thread samples the process's resident memory. A second import of the same file checks that it
 stores nothing twice. The figures cover the import only (the CSV is generated before the clock
 starts); ``peak_rss_mb`` is the highest resident set size sampled during the import.
+``importer_cpu_s`` and ``server_cpu_s`` (the PostgreSQL backend's, when it runs on this host) are
+the CPU seconds the import used: on a shared machine they say what the wall-clock rate cannot.
 """
 
 from __future__ import annotations
@@ -83,6 +85,15 @@ def write_wide_csv(path: Path, rows: int, machines: int, seed: int = 0) -> None:
             f.write("\n".join(lines) + "\n")
 
 
+def _server_cpu_s(pid: int) -> float | None:
+    """CPU seconds of a PostgreSQL backend on this host (None when it is elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class _PeakRss:
     """Samples this process's resident set size every ``every_s`` until stopped."""
 
@@ -128,6 +139,8 @@ def bench_import(
         with temporary_schema(server_url, "bench_import") as url, connect(url) as conn:
             apply_assets(conn, asset_file(machines), actor="bench", now=datetime.now(UTC))
             load_before = os.getloadavg()
+            server0 = _server_cpu_s(conn.info.backend_pid)
+            cpu0 = time.process_time()
             with _PeakRss() as rss:
                 t1 = time.monotonic()
                 first = import_readings(
@@ -138,6 +151,8 @@ def bench_import(
                     batch_rows=batch_rows,
                 )
                 seconds = time.monotonic() - t1
+            importer_cpu = time.process_time() - cpu0
+            server1 = _server_cpu_s(conn.info.backend_pid)
             load_after = os.getloadavg()
             again = import_readings(conn, path, ImportMapping(), now=datetime.now(UTC))
             in_db = count_readings(conn)
@@ -158,6 +173,9 @@ def bench_import(
         "reimport_duplicates": again.duplicates,
         "reimport_rows_per_s": round(again.rows / again.seconds) if again.seconds else None,
         "generate_s": round(generate_s, 1),
+        # CPU actually spent, independent of how many other processes share the cores
+        "importer_cpu_s": round(importer_cpu, 1),
+        "server_cpu_s": None if server0 is None or server1 is None else round(server1 - server0, 1),
         "load_avg_before": [round(x, 2) for x in load_before],
         "load_avg_after": [round(x, 2) for x in load_after],
         "cpus": os.cpu_count(),
