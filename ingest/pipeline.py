@@ -149,13 +149,13 @@ class Pipeline:
             if not self._accepting:
                 return  # draining: not acked, so the broker redelivers it to the next session
             self.taken += 1
-            item = self._classify(topic, payload, mid, qos)
+            item = self.classify(topic, payload, mid, qos)
             self.received[item.kind] += 1
             self.queue.put(item)
         finally:
             self._putting = False
 
-    def _classify(self, topic: str, payload: bytes, mid: int, qos: int) -> Item:
+    def classify(self, topic: str, payload: bytes, mid: int, qos: int) -> Item:
         """The queue item for one message: validated, or a dead letter with its reason.
 
         Never raises: a message that makes validation itself fail is dead-lettered as

@@ -256,9 +256,12 @@ def _run(opts: ChaosOptions, state: Path) -> dict[str, Any]:
                      str(opts.messages), str(opts.machines), str(base), str(rate)],
                 )  # fmt: skip
                 progress = _Progress(publisher)
+                faults_in_stream = True
                 for fraction, fault in fault_plan(opts):
                     point = fraction * opts.messages
                     wait_until(lambda p=point: progress.poll() or progress.acked >= p, 3600, 0.01)  # type: ignore[misc]
+                    # judged when the fault is injected (a restart may outlast the stream's tail)
+                    faults_in_stream = faults_in_stream and not progress.poll()
                     log.info("fault %s at %d acked", fault, progress.acked)
                     if fault == "kill":
                         ingest.proc.send_signal(signal.SIGKILL)  # the leader; its group follows
@@ -270,12 +273,11 @@ def _run(opts: ChaosOptions, state: Path) -> dict[str, Any]:
                         broker.stop()
                         broker.start()
                     counts[fault] += 1
-                faults_in_stream = not progress.poll()
                 publisher.proc.wait()
                 if not progress.poll() or not progress.done:
                     raise RuntimeError("the publisher exited before publishing everything")
                 wait_until(lambda: _count(db_url) >= opts.messages, SETTLE_TIMEOUT_S, 0.2)
-                time.sleep(1.0)  # let a redelivery in flight land before counting duplicates
+                # stopped (drained) before counting: a redelivery in flight has landed or never will
                 sup.stop(ingest)
                 rows, keys = _readings(db_url)
                 with psycopg.connect(db_url) as conn:

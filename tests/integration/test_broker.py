@@ -59,8 +59,10 @@ def test_local_broker_keeps_qos1_messages_for_an_offline_persistent_session(
         assert url.startswith("mqtt://") and "127.0.0.1:" in url
         got: list[bytes] = []
         sub = _client(url, sub_id, got)
+        subacked = threading.Event()
+        sub.on_subscribe = lambda *_a: subacked.set()
         sub.subscribe("t/#", 1)
-        time.sleep(0.3)
+        assert subacked.wait(10), "no SUBACK"
         pub = _client(url, f"pub-{uuid.uuid4().hex[:8]}")
         pub.publish("t/live", b"live", qos=1).wait_for_publish(5)
         _wait(lambda: got == [b"live"])

@@ -3,8 +3,8 @@ nothing is lost (a private mosquitto with persistence, so the shared broker is u
 
 from __future__ import annotations
 
+import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -24,12 +24,20 @@ from tests.integration.ingest_support import (
 pytestmark = pytest.mark.timeout(180)
 
 
-def _mosquitto(conf: Path, log: Path) -> subprocess.Popen[bytes]:
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def _mosquitto(conf: Path, log: Path, port: int) -> subprocess.Popen[bytes]:
     binary = find_mosquitto()
     assert binary is not None
     with log.open("ab") as out:
         proc = subprocess.Popen([binary, "-c", str(conf)], stdout=out, stderr=out)
-    time.sleep(0.5)
+    wait_until(lambda: _listening(port) or proc.poll() is not None, 15, "mosquitto listening")
     assert proc.poll() is None, log.read_text()
     return proc
 
@@ -47,7 +55,7 @@ def test_broker_restart_during_ingest_loses_nothing(
     machines = seed(db_url, machines=5)
     before = good_messages(topic_root, machines, 300)
     after = good_messages(topic_root, machines, 300, first_seq=1000)
-    broker = _mosquitto(conf, log)
+    broker = _mosquitto(conf, log, port)
     try:
         with running(worker_settings(topic_root), db_url, url):
             pub = Publisher(url)
@@ -56,8 +64,8 @@ def test_broker_restart_during_ingest_loses_nothing(
             wait_until(lambda: count(db_url, "readings") == len(before), what="first part stored")
             broker.terminate()  # SIGTERM: mosquitto saves sessions and queued messages
             broker.wait(10)
-            time.sleep(1.0)
-            broker = _mosquitto(conf, log)
+            wait_until(lambda: not _listening(port), 15, "port released")
+            broker = _mosquitto(conf, log, port)
             pub = Publisher(url)  # publishes before ingest has reconnected are queued for it
             pub.publish([(t, p) for t, p, _ in after])
             pub.close()

@@ -105,7 +105,7 @@ class _Exploding(Mapping[str, MachineSpec]):
 
 
 def test_an_unexpected_error_in_validation_is_dead_lettered_as_internal_and_acked(
-    db_url: str, caplog: pytest.LogCaptureFixture
+    db_url: str, caplog: pytest.LogCaptureFixture, allow_logged_errors: list
 ) -> None:
     acked: list[tuple[int, int]] = []
     done = threading.Event()

@@ -165,7 +165,10 @@ def test_publisher_reconnects_and_delivers_after_a_broker_restart(tmp_path: Path
             target=lambda: [pub.send("r/v1/s1/m/telemetry", b"after") for _ in range(100)]
         )
         sender.start()  # blocks while the broker is down
-        time.sleep(1.5)
+        # restart only once the publisher has seen the broker go (the case under test)
+        deadline = time.monotonic() + TIMEOUT_S
+        while pub.disconnects < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)  # polling for the event, not a fixed wait
         broker = _start_mosquitto(port, tmp_path)
         sender.join(TIMEOUT_S * 2)
         assert not sender.is_alive()
