@@ -98,10 +98,36 @@ def apply_retention(conn: psycopg.Connection, cutoffs: dict[str, datetime]) -> d
     for table, cutoff in cutoffs.items():
         if table not in RETAINED:
             raise ValueError(f"no retention for table {table!r}")
+        counted = _older_rows(conn, table, cutoff) if table == "readings" else None
         if schema is not None:
             result[f"{table}_chunks_dropped"] = _drop_chunks(conn, schema, table, cutoff)
         result[f"{table}_rows_deleted"] = _delete_batches(conn, table, cutoff)
+        if counted:
+            with conn.transaction():
+                conn.execute(
+                    "insert into retention_log (table_name, cutoff, rows_removed)"
+                    " values (%s, %s, %s)",
+                    (table, cutoff, counted),
+                )
     return result
+
+
+def _older_rows(conn: psycopg.Connection, table: str, cutoff: datetime) -> int:
+    """Rows about to be removed (counted first: a dropped chunk reports no row count)."""
+    with conn.transaction():
+        row = conn.execute(
+            sql.SQL("select count(*) from {} where ts < %s").format(sql.Identifier(table)),
+            (cutoff,),
+        ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def readings_removed(conn: psycopg.Connection) -> int:
+    """Readings retention has removed so far (from retention_log)."""
+    row = conn.execute(
+        "select coalesce(sum(rows_removed), 0) from retention_log where table_name = 'readings'"
+    ).fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def run_maintenance(
