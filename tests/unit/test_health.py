@@ -49,3 +49,22 @@ def test_stale_loop_is_not_ready() -> None:
     health._last -= 1.0  # a pass a second ago is too old for a 0 s budget
     assert not health.ready()
     assert health.serve(0) is None
+
+
+def test_unauthenticated_endpoints_bind_loopback_by_default_and_the_host_is_a_setting() -> None:
+    """Issue 18: /metrics, /healthz, /readyz are not exposed beyond 127.0.0.1 unless asked."""
+    from forewarn.settings import load_settings
+    from ingest.metrics import IngestMetrics, serve
+
+    assert load_settings().metrics_host == "127.0.0.1"
+    assert load_settings(metrics_host="0.0.0.0").metrics_host == "0.0.0.0"
+    loop = LoopHealth("scoring", max_age_s=60).serve(_free_port())
+    ingest = serve(IngestMetrics(lambda: 0, lambda: {}), _free_port())
+    try:
+        assert loop is not None and loop.server_address[0] == "127.0.0.1"
+        assert ingest.server_address[0] == "127.0.0.1"
+    finally:
+        for server in (loop, ingest):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
