@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import HTTPException, Request, Security
 from fastapi.concurrency import run_in_threadpool
@@ -235,4 +235,4 @@ async def authorize(
     if wait > 0:
         raise HTTPException(429, "rate limit exceeded", {"Retry-After": str(max(1, round(wait)))})
     request.state.key = key
-    return key
+    return cast("ApiKey | None", key)

@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from asyncua import Client, Node, ua
+from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from connectors.mapping import NodeMap, browse_path, is_node_id
@@ -119,7 +120,7 @@ class _Publisher:
         self._metrics = metrics
         self.wake = threading.Event()
         self._connected = threading.Event()
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=target.client_id)
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=target.client_id)
         if target.username:
             c.username_pw_set(target.username, target.password)
         if target.tls:

@@ -106,17 +106,19 @@ class CostColumns:
         return cls(*(np.asarray(c[:, i], float) for i in range(len(COST_FIELDS))))
 
     def unplanned_failure(self) -> np.ndarray:
-        return self.repair_cost + self.repair_hours * self.downtime_cost_per_h
+        return np.asarray(self.repair_cost + self.repair_hours * self.downtime_cost_per_h)
 
     def planned_repair(self) -> np.ndarray:
-        return (
+        return np.asarray(
             self.inspection_cost
             + self.planned_maintenance_cost
             + self.planned_hours * self.downtime_cost_per_h
         )
 
     def preventive_job(self) -> np.ndarray:
-        return self.planned_maintenance_cost + self.planned_hours * self.downtime_cost_per_h
+        return np.asarray(
+            self.planned_maintenance_cost + self.planned_hours * self.downtime_cost_per_h
+        )
 
     def inspection(self) -> np.ndarray:
         return self.inspection_cost

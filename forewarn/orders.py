@@ -40,10 +40,11 @@ def mqtt_publisher(
     so a short-lived process (the CLI) loses none.
     """
     import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
 
     host, port, tls = settings.mqtt.host_port()
     client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2,
+        CallbackAPIVersion.VERSION2,
         client_id=f"{settings.mqtt.client_id}-{name}-{uuid.uuid4().hex[:8]}",
     )
     if settings.mqtt.username:

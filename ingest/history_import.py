@@ -139,7 +139,7 @@ class _Verdicts:
 
     @property
     def ok(self) -> np.ndarray:
-        return self.reason == None  # noqa: E711 (elementwise)
+        return np.asarray(self.reason == None)  # noqa: E711 (elementwise)
 
 
 def _specs(conn: Connection) -> tuple[dict[str, MachineSpec], set[str]]:

@@ -57,7 +57,7 @@ def lgb_params(seed: int, **overrides: Any) -> dict[str, Any]:
 
 
 def _matrix(X: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
-    return X.reindex(columns=list(features)).to_numpy(dtype=float)
+    return np.asarray(X.reindex(columns=list(features)).to_numpy(dtype=float))
 
 
 def _booster(s: str) -> lgb.Booster:
@@ -222,7 +222,7 @@ class RULRegressor(_LGBMBase):
         return self
 
     def _clip(self, v: np.ndarray) -> np.ndarray:
-        return np.clip(v, 0.0, self.cap if self.cap is not None else np.inf)
+        return np.asarray(np.clip(v, 0.0, self.cap if self.cap is not None else np.inf))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Point RUL (clipped to ``[0, cap]``)."""
@@ -330,7 +330,7 @@ class FailureClassifier(_LGBMBase):
 
     def _calibrate(self, raw: np.ndarray) -> np.ndarray:
         if self.calibration == "isotonic" and self.cal_x:
-            return np.interp(raw, self.cal_x, self.cal_y)
+            return np.asarray(np.interp(raw, self.cal_x, self.cal_y))
         if self.calibration == "platt":
             a, b = self.platt
             return 1.0 / (1.0 + np.exp(-(a * _logit(raw) + b)))
@@ -371,7 +371,7 @@ class FailureClassifier(_LGBMBase):
 
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
+    return np.asarray(np.log(p / (1 - p)))
 
 
 def brier_score(y: Any, p: Any) -> float:

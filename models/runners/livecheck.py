@@ -30,12 +30,13 @@ from psycopg import Connection
 
 from forewarn.settings import Settings
 from forewarn.storage import roi as roi_store
+from forewarn.storage.assets import load_costs
 from models.bundle import ModelBundle, features_for
 from models.frames import hourly_frame, messages_frames
 from models.lives import BacktestConfig, summarize
 from models.oos import Tuned, money_by_policy, price
 from models.runners.alerting import current_policy
-from models.runners.backtest import SCORE_AVAILABLE_AFTER_H, load_costs
+from models.runners.backtest import SCORE_AVAILABLE_AFTER_H
 from models.runners.history import machine_types
 from models.runners.model_registry import load_alias, model_name
 
