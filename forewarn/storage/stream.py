@@ -112,6 +112,14 @@ def log_passes(
         )
 
 
+def trim_pass_log(conn: Connection, keep_s: float) -> int:
+    """Delete pass-log rows older than ``keep_s`` seconds (the log grows with the fleet)."""
+    return conn.execute(
+        "delete from score_passes where finished_at < clock_timestamp() - make_interval(secs => %s)",
+        (keep_s,),
+    ).rowcount
+
+
 def machines_by_type(conn: Connection) -> dict[str, list[str]]:
     """Machine ids of each type."""
     out: dict[str, list[str]] = {}

@@ -37,6 +37,9 @@ from models.runners.model_registry import StoredModel, load_alias, model_name
 
 log = logging.getLogger(__name__)
 
+PASS_LOG_KEEP_S = (
+    3600.0  # score_passes rows older than this are deleted (about 30 KB/s per 1,000 machines)
+)
 ROLES = ("champion", "challenger")
 MISSING_SHARE = 0.5  # more sensors than this missing in the hour -> low data quality
 
@@ -270,6 +273,7 @@ def run_scoring_loop(
     from forewarn.scaleout import LeaseKeeper
     from forewarn.storage import leases
     from forewarn.storage.assets import load_registry
+    from forewarn.storage.stream import trim_pass_log
     from models.runners.stream_scoring import SERVICE, StreamScorer, stream_since
 
     m = settings.models
@@ -296,6 +300,8 @@ def run_scoring_loop(
             written += scorer.run_pass(conn, held_parts, types, since, wall_now()).written
         if time.monotonic() - last_hourly[0] >= m.score_cadence_s:
             last_hourly[0] = time.monotonic()
+            if 0 in held:  # one worker keeps the pass log to its last hour
+                trim_pass_log(conn, PASS_LOG_KEEP_S)
             for p in held:
                 ids = {x for parts in by_type.values() for x in parts[p]}
                 with conn.transaction():
