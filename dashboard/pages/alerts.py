@@ -47,8 +47,8 @@ def _table(df: pd.DataFrame, key: str) -> None:
 
 @st.fragment(run_every=LIVE_REFRESH_S)
 def live(url: str) -> None:
-    label = st.session_state.get(data.SHARED_WINDOW_KEY, data.DEFAULT_WINDOW)
-    since, _ = data.window(data.SHARED_WINDOWS[label], data.plant_now(url))
+    window = st.session_state.get(data.SHARED_WINDOW_KEY, data.DEFAULT_WINDOW)
+    since, _ = data.window(data.SHARED_WINDOWS[window], data.plant_now(url))
     a = data.alerts(url, since)
     counts = a["counts"]
     cols = st.columns(len(STATUS_LABELS))
@@ -56,7 +56,7 @@ def live(url: str) -> None:
         col.metric(label, counts.get(status, 0))
     st.subheader("Open and acknowledged")
     _table(a["active"], "alerts_active")
-    st.subheader(f"Closed in the last {label}")
+    st.subheader(f"Closed in the last {window}")
     st.caption(
         "Who ended each alert: **resolved** and **dismissed** by a person (the maintenance done, "
         "or a false alarm); **cleared** by the engine (the risk went away or the machine was "

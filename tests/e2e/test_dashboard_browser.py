@@ -357,6 +357,7 @@ def test_comment(session: Any, plant: Plant) -> None:
     page.get_by_role("button", name="Add comment").click()
     expect(page.get_by_text(f"Comment added to alert #{alert_id}.")).to_be_visible()
     expect(page.get_by_text("Vibration confirmed on site; part ordered.")).to_be_visible()
+    expect(page.get_by_role("heading", name="Closed in the last 7 days")).to_be_visible()
     screenshot(page, "dashboard-alert-commented")
     assert _transition(plant, alert_id)[1:] == (OPERATOR[0], "commented")
 
