@@ -47,11 +47,11 @@ import httpx
 import numpy as np
 import psutil
 import psycopg
-from psycopg import sql
 
 from forewarn.assets import AssetRegistry
 from forewarn.contract import SCHEMA_VERSION, Telemetry, encode, format_ts, topic_for
 from forewarn.factory import load_factory
+from forewarn.storage import bench_figures as bf
 from forewarn.storage.assets import upsert_registry
 from forewarn.storage.keys import create_key
 from forewarn.storage.schemas import temporary_schema
@@ -363,7 +363,7 @@ def run_size(
         poller = _Poller(f"http://127.0.0.1:{api_port}", key)
         poller.start()
         with psycopg.connect(url, autocommit=True) as conn:
-            bytes0 = _schema_bytes(conn)
+            bytes0 = bf.schema_bytes(conn)
         # publishers: each a share of the machines, all starting on the same second
         ctx = mp.get_context("spawn")
         queue = ctx.Queue()
@@ -393,7 +393,7 @@ def run_size(
         late_s = max(r["max_late_s"] for r in results)
         fault_pub = [x for r in results for x in r["fault_pub"]]
         with psycopg.connect(url, autocommit=True) as conn:
-            drained = _wait(lambda: _count(conn) >= sent, DRAIN_S)
+            drained = _wait(lambda: bf.count_readings(conn) >= sent, DRAIN_S)
             drain_s = time.time() - published_end
             _wait(lambda: len(poller.first_seen) >= len(plan.faults), ALERT_WAIT_S)
             poller.stop.set()
@@ -401,7 +401,7 @@ def run_size(
             cpu = {name: _tree(pid)[0] - cpu0[name] for name, pid in pids.items()}
             figures = _figures(conn, start_at, duration_s, cadence_s)
             alert = _alert_latency(conn, plan, fault_pub, poller.first_seen, high, low, k)
-            bytes1 = _schema_bytes(conn)
+            bytes1 = bf.schema_bytes(conn)
             storage = _storage(conn, hz)
     stored = figures.pop("stored")
     cpu["publisher"] = sum(r["cpu_s"] for r in results)
@@ -448,65 +448,11 @@ def run_size(
     }
 
 
-def _count(conn: psycopg.Connection) -> int:
-    row = conn.execute("select count(*) from readings").fetchone()
-    return int(row[0]) if row else 0
-
-
-def _table_bytes(conn: psycopg.Connection, table: str) -> tuple[int, int, int]:
-    """(heap + toast, indexes, total) bytes of a table, its hypertable chunks included."""
-    hyper = conn.execute(
-        "select to_regclass('timescaledb_information.hypertables') is not null and exists("
-        " select 1 from timescaledb_information.hypertables"
-        " where hypertable_schema = current_schema() and hypertable_name = %s)",
-        (table,),
-    ).fetchone()
-    if hyper and hyper[0]:
-        ext = conn.execute(
-            "select extnamespace::regnamespace::text from pg_extension where extname = 'timescaledb'"
-        ).fetchone()
-        assert ext is not None
-        row = conn.execute(
-            sql.SQL(
-                "select coalesce(sum(table_bytes + coalesce(toast_bytes, 0)), 0),"
-                " coalesce(sum(index_bytes), 0), coalesce(sum(total_bytes), 0)"
-                " from {}.hypertable_detailed_size(%s::regclass)"
-            ).format(sql.Identifier(ext[0])),
-            (table,),
-        ).fetchone()
-    else:
-        row = conn.execute(
-            "select pg_total_relation_size(%s::regclass) - pg_indexes_size(%s::regclass),"
-            " pg_indexes_size(%s::regclass), pg_total_relation_size(%s::regclass)",
-            (table, table, table, table),
-        ).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1]), int(row[2])
-
-
-def _schema_bytes(conn: psycopg.Connection) -> int:
-    """Every table of the schema (hypertables with their chunks)."""
-    tables = [
-        r[0]
-        for r in conn.execute(
-            "select relname from pg_class where relnamespace = current_schema()::regnamespace"
-            " and relkind in ('r', 'p')"
-        ).fetchall()
-    ]
-    return sum(_table_bytes(conn, t)[2] for t in tables)
-
-
 def _storage(conn: psycopg.Connection, hz: float) -> dict[str, Any]:
     """Bytes per reading: where they go, and what a typed float4[] would take instead of jsonb."""
-    conn.execute("vacuum analyze readings")
-    n = _count(conn)
-    heap, idx, total = _table_bytes(conn, "readings")
-    sizes = conn.execute(
-        "select avg(pg_column_size(values)), avg(pg_column_size(array(select v::float4"
-        " from jsonb_each_text(values) as e(k, v) order by k)))"
-        " from (select values from readings limit 20000) s"
-    ).fetchone()
-    assert sizes is not None
+    sizes = bf.value_sizes(conn)
+    n = bf.count_readings(conn)
+    heap, idx, total = bf.table_bytes(conn, "readings")
     per_reading = total / max(n, 1)
     return {
         "readings_bytes_per_row": round(per_reading, 1),
@@ -522,9 +468,7 @@ def _figures(
     conn: psycopg.Connection, start_at: float, duration_s: float, cadence_s: float
 ) -> dict[str, Any]:
     """Lag, throughput and scoring figures from the database."""
-    rows = conn.execute(
-        "select extract(epoch from ts), extract(epoch from received_at) from readings"
-    ).fetchall()
+    rows = bf.reading_times(conn)
     ts = np.array([float(r[0]) for r in rows])
     rec = np.array([float(r[1]) for r in rows])
     lag = rec - ts
@@ -532,22 +476,9 @@ def _figures(
     rel = ts - start_at
     window = (rel >= 0) & (rel < duration_s)
     span = float(rec.max() - rec.min()) if len(rec) else 0.0
-    passes = conn.execute(
-        "select worker, started_at, max(finished_at), sum(readings)"
-        " from score_passes group by worker, started_at order by started_at"
-    ).fetchall()
-    pass_s = [(r[2] - r[1]).total_seconds() for r in passes]
-    delays = conn.execute(
-        "select extract(epoch from p.finished_at - r.received_at)"
-        " from score_passes p, unnest(p.machines, p.first_seq, p.last_seq) as u(m, f, l)"
-        " join readings r on r.machine_id = u.m and r.seq = u.l"
-    ).fetchall()
-    unscored = conn.execute(
-        "with s as (select u.m, max(u.l) as l from score_passes p,"
-        " unnest(p.machines, p.last_seq) as u(m, l) group by u.m)"
-        " select count(*) from readings r left join s on s.m = r.machine_id"
-        " where r.seq > coalesce(s.l, -1)"
-    ).fetchone()
+    pass_s = [(end - start).total_seconds() for start, end in bf.pass_times(conn)]
+    delays = bf.scoring_delays(conn)
+    unscored = bf.unscored_readings(conn)
 
     return {
         "stored": len(ts),
@@ -560,8 +491,8 @@ def _figures(
         "scoring_pass_s": _pct(pass_s, 99),
         "scoring_pass_p50_s": _pct(pass_s, 50),
         "scoring_passes": len(pass_s),
-        "scoring_delay_p99_s": _pct([float(d[0]) for d in delays], 99),
-        "unscored": int(unscored[0]) if unscored else None,
+        "scoring_delay_p99_s": _pct(delays, 99),
+        "unscored": unscored,
         "cadence_s": cadence_s,
     }
 
@@ -587,12 +518,7 @@ def _alert_latency(
         if seen is None or m not in onset:
             missed.append(m)
             continue
-        rows = conn.execute(
-            "select p.failure_prob, r.seq from predictions p join readings r"
-            " on r.machine_id = p.machine_id and r.ts = p.ts"
-            " where p.machine_id = %s and p.role = 'stream' order by p.ts",
-            (m,),
-        ).fetchall()
+        rows = bf.stream_scores(conn, m)
         state, completing = policy.HysteresisState(), None
         for prob, seq in rows:
             state, d = policy.step(state, float(prob), th)
