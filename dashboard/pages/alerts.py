@@ -52,8 +52,8 @@ def live(url: str) -> None:
     a = data.alerts(url, since)
     counts = a["counts"]
     cols = st.columns(len(STATUS_LABELS))
-    for col, (status, label) in zip(cols, STATUS_LABELS.items(), strict=True):
-        col.metric(label, counts.get(status, 0))
+    for col, (status, status_label) in zip(cols, STATUS_LABELS.items(), strict=True):
+        col.metric(status_label, counts.get(status, 0))
     st.subheader("Open and acknowledged")
     _table(a["active"], "alerts_active")
     st.subheader(f"Closed in the last {window}")
