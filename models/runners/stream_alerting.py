@@ -5,7 +5,7 @@ thresholds of the settings (the cost-optimal per-type thresholds are fitted to t
 probability, not to this score). Each machine's position and hysteresis live in
 ``alert_stream_state``, written in the same transaction as the alerts they caused. While the fault
 persists nothing is rewritten (the score repeats every second; an alert update each time would
-flood `/v1/alerts/changes`); a score below the low threshold dismisses the open anomaly alert.
+flood `/v1/alerts/changes`); a score below the low threshold clears the open anomaly alert (status `cleared`, as the champion path does; `dismissed` is a person calling it a false alarm).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def run_stream_alerting_once(
                     store.transition(
                         conn,
                         open_.pop(key),
-                        "dismissed",
+                        "cleared",
                         actor=SYSTEM_ACTOR,
                         reason=f"cleared: streaming score {p['failure_prob']:.3f} < {th.low}",
                         now=now,
