@@ -21,7 +21,12 @@ from forewarn.storage import assets as store
 
 router = APIRouter(tags=["assets"])
 TypeId = Annotated[str, Path(min_length=1, max_length=100)]
-WRITES: dict[int | str, dict[str, Any]] = {400: {"model": Problem}, 422: {"model": Problem}}
+# 201 when something was created, 200 when an existing entry was updated or left unchanged.
+WRITES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Updated or unchanged"},
+    400: {"model": Problem},
+    422: {"model": Problem},
+}
 
 
 def _apply(conn: Conn, caller: Caller, now: Now, doc: AssetFile, response: Response) -> Any:

@@ -48,7 +48,9 @@ def deactivate_user(conn: Conn, user_id: UserId) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/v1/alerts/{alert_id}/people", response_model=AlertPeople)
+@router.get(
+    "/v1/alerts/{alert_id}/people", response_model=AlertPeople, responses={404: {"model": Problem}}
+)
 def alert_people(conn: Conn, alert_id: AlertId) -> AlertPeople:
     """The alert's assignee and its comments, oldest first."""
     return AlertPeople(**people.alert_people(conn, alert_id))
