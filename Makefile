@@ -38,12 +38,17 @@ bench: install
 	$(BIN)/forewarn bench ingest --messages 100000
 	$(BIN)/forewarn bench api
 	$(BIN)/forewarn bench dashboard
+	$(BIN)/forewarn bench dashboard --browser
 	$(BIN)/forewarn bench timescale
 	$(BIN)/forewarn bench simulator
+	$(BIN)/forewarn bench validate
+	$(BIN)/forewarn bench import --rows 1000000
+	$(BIN)/forewarn bench fleet --machines 1000,5000 --hz 1 --duration 120
 	$(BIN)/forewarn evaluate cmapss --data $(DATA)/cmapss --subset FD001
 	$(BIN)/forewarn evaluate cmapss --data $(DATA)/cmapss --subset FD003
 	$(BIN)/forewarn evaluate ai4i --data $(DATA)/ai4i2020/ai4i2020.csv
-	$(BIN)/forewarn backtest --simulate --machines 50 --sim-days 120 --seed 1
+	$(BIN)/forewarn backtest --simulate --machines 50 --sim-days 180 --seed 1
+	$(BIN)/forewarn backtest --live-check --machines 30 --sim-days 30 --seed 3
 	$(BIN)/forewarn chaos --messages 50000 --kills 5
 
 timescaledb:

@@ -255,6 +255,20 @@ def bench_fleet(
     typer.echo(f"largest sustained: {result['largest_sustained']}")
 
 
+def bench_validate(
+    messages: Annotated[
+        int, typer.Option("--messages", "-n", min=1000, help="Payloads to validate per round.")
+    ] = 100_000,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds of each pass (best kept).")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """The contract's validator alone vs ingest's fast path with the contract as fallback."""
+    from forewarn.cli import _emit
+    from tools.bench.validate import run_validate_bench
+
+    _emit(run_validate_bench(messages, rounds=rounds), as_json, "Validation benchmark")
+
+
 def register(app: typer.Typer) -> None:
     """Mount the `bench` group with its subcommands."""
     bench_app.command("ingest")(bench_ingest)
@@ -263,6 +277,7 @@ def register(app: typer.Typer) -> None:
     bench_app.command("dashboard")(bench_dashboard_cmd)
     bench_app.command("timescale")(bench_timescale_cmd)
     bench_app.command("import")(bench_import_cmd)
+    bench_app.command("validate")(bench_validate)
 
     bench_app.command("fleet")(bench_fleet)
     app.add_typer(bench_app, name="bench")

@@ -100,3 +100,12 @@ def test_other_topics_sizes_and_future_timestamps_fall_back() -> None:
     _check(TOPIC, payload, Limits(max_bytes=50))
     future = encode(make_telemetry("s1-pump-000", 5, ts=NOW + timedelta(hours=1)))
     _check(TOPIC, future)
+
+
+def test_the_validation_benchmark_times_the_fast_path_on_messages_it_takes() -> None:
+    """`forewarn bench validate` (the README's case for keeping the fast path) measures real work."""
+    from tools.bench.validate import run_validate_bench
+
+    result = run_validate_bench(1000, rounds=1)
+    assert result["same_messages"] is True
+    assert result["fastpath_taken"] == 1000
