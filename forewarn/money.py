@@ -9,6 +9,7 @@ unplanned failure, a planned repair, a preventive job and an inspection cost.
 - :func:`preventive_job`: a scheduled job of the fixed-interval baseline (no inspection needed).
 - :func:`inspection`: a false alarm.
 - :func:`avoided_failure`: what a true alert saves (unplanned failure - planned repair).
+- :func:`downtime`: what hours of downtime cost.
 - :func:`downtime_avoided_h`: downtime hours a true alert saves.
 - :func:`fmt_money`: a money figure with its currency (``"EUR 1,234"``).
 
@@ -59,6 +60,11 @@ def inspection(c: Costs) -> float:
 def avoided_failure(c: Costs) -> float:
     """What a true, timely alert saves: the unplanned failure minus the planned repair."""
     return unplanned_failure(c) - planned_repair(c)
+
+
+def downtime(hours: float, cost_per_h: float) -> float:
+    """What ``hours`` of downtime cost at ``cost_per_h`` (the machine type's lost production)."""
+    return float(hours * cost_per_h)
 
 
 def downtime_avoided_h(c: Costs) -> float:

@@ -18,6 +18,8 @@ from typing import Any
 from psycopg import Connection
 from psycopg.rows import dict_row
 
+from forewarn import money
+
 # Buckets are aligned to this origin so that repeated loads return the same bucket edges.
 BUCKET_ORIGIN = "2000-01-01T00:00:00Z"
 
@@ -162,7 +164,7 @@ def downtime_by_machine(
     counts the machine type's repair (failure) or planned (maintenance) hours.
     Columns: machine_id, site_id, type_id, event, cause, events, downtime_h, downtime_cost.
     """
-    return _rows(
+    rows = _rows(
         conn,
         """
         select e.machine_id, m.site_id, m.type_id, e.event,
@@ -170,9 +172,7 @@ def downtime_by_machine(
                sum(coalesce(e.duration_s / 3600.0,
                    case e.event when 'failure' then t.repair_hours else t.planned_hours end))
                    as downtime_h,
-               sum(coalesce(e.duration_s / 3600.0,
-                   case e.event when 'failure' then t.repair_hours else t.planned_hours end))
-                   * max(t.downtime_cost_per_h) as downtime_cost
+               max(t.downtime_cost_per_h) as downtime_cost_per_h
         from machine_events e
         join machines m on m.id = e.machine_id
         join machine_types t on t.id = m.type_id
@@ -182,6 +182,10 @@ def downtime_by_machine(
         """,
         {"since": since, "until": until},
     )
+    for r in rows:  # money is priced in forewarn.money, not in SQL
+        per_h = r.pop("downtime_cost_per_h")
+        r["downtime_cost"] = money.downtime(float(r["downtime_h"]), float(per_h))
+    return rows
 
 
 def daily_events(conn: Connection, *, since: datetime, until: datetime) -> list[dict[str, Any]]:
