@@ -81,6 +81,8 @@ def channels_tab(url: str, user: auth.User) -> None:
                               format_func=lambda h: "no digest" if h is None else f"{h:02d}:00")  # fmt: skip
         if st.form_submit_button("Add channel"):
             try:
+                if not name.strip():
+                    raise ValueError("a channel needs a name")
                 people.create_channel(url, actor=user.name, name=name, kind=kind, target=target.strip(),
                                       user_id=owner or None, digest_hour=digest)  # fmt: skip
             except (ValueError, Conflict, NotFound) as exc:
@@ -123,6 +125,8 @@ def rules_tab(url: str, user: auth.User) -> None:
                 "escalate_channel_id": second or None,
             }  # fmt: skip
             try:
+                if not name.strip():
+                    raise ValueError("a rule needs a name")
                 if (filters["escalate_after_s"] is None) != (
                     filters["escalate_channel_id"] is None
                 ):

@@ -172,6 +172,21 @@ def _goto(page: Any, nav: Any, label: str, header: str) -> None:
     _settle(page)
 
 
+def _fill_kept(page: Any, fill: Any, kept: Any) -> None:
+    """Fill a form until its fields keep their values.
+
+    A tab change reruns the page; when that rerun lands after the fields were filled, Streamlit
+    draws the form again empty. The form then refuses a nameless entry, so nothing wrong is stored,
+    but the test must fill it again rather than submit blanks.
+    """
+    for _ in range(3):
+        fill()
+        _settle(page)
+        if kept():
+            return
+    raise AssertionError("the form lost its values three times in a row")
+
+
 def _pick(page: Any, label: str, option: str) -> None:
     """Choose an option of a Streamlit selectbox by its visible text."""
     box = page.get_by_role("combobox", name=label, exact=True)
@@ -380,8 +395,21 @@ def test_notification_rule_created_and_email_received(session: Any, plant: Plant
     expect(page.get_by_text("Channel planner mail added.")).to_be_visible()
     page.get_by_role("tab", name="Rules").click()
     _settle(page)
-    page.get_by_label("Rule name").fill("critical anywhere")
-    _pick(page, "Minimum severity", "critical")
+    name_box = page.get_by_label("Rule name")
+    severity_box = page.get_by_role("combobox", name="Minimum severity", exact=True)
+
+    def fill_rule() -> None:
+        name_box.fill("critical anywhere")
+        _pick(page, "Minimum severity", "critical")
+
+    _fill_kept(
+        page,
+        fill_rule,
+        lambda: (
+            (name_box.input_value(), severity_box.input_value())
+            == ("critical anywhere", "critical")
+        ),
+    )
     page.get_by_role("button", name="Add rule").click()
     expect(page.get_by_text("Rule critical anywhere added.")).to_be_visible()
     screenshot(page, "dashboard-admin-rule-created")

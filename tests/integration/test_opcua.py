@@ -9,6 +9,7 @@ published must be stored exactly once, with sequence numbers that never repeat.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import signal
@@ -61,9 +62,12 @@ class OperatorOnly(UserManager):
 
 def _certificate(folder: Path, name: str, uri: str, use: Any) -> tuple[Path, Path]:
     cert, key = folder / f"{name}.der", folder / f"{name}.pem"
-    asyncio.run(
-        setup_self_signed_certificate(key, cert, uri, "127.0.0.1", [use], {"commonName": name})
-    )
+    # in a thread of its own: a session-wide sync Playwright keeps an event loop in the main thread
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(
+            asyncio.run,
+            setup_self_signed_certificate(key, cert, uri, "127.0.0.1", [use], {"commonName": name}),
+        ).result(60)
     return cert, key
 
 
