@@ -19,12 +19,19 @@ def count_readings(conn: psycopg.Connection) -> int:
 
 def table_bytes(conn: psycopg.Connection, table: str) -> tuple[int, int, int]:
     """(heap + toast, indexes, total) bytes of a table, its hypertable chunks included."""
-    hyper = conn.execute(
-        "select to_regclass('timescaledb_information.hypertables') is not null and exists("
-        " select 1 from timescaledb_information.hypertables"
-        " where hypertable_schema = current_schema() and hypertable_name = %s)",
-        (table,),
+    # the view is looked up first: a query naming it fails to plan where TimescaleDB is absent
+    has_view = conn.execute(
+        "select to_regclass('timescaledb_information.hypertables') is not null"
     ).fetchone()
+    hyper = (
+        conn.execute(
+            "select exists(select 1 from timescaledb_information.hypertables"
+            " where hypertable_schema = current_schema() and hypertable_name = %s)",
+            (table,),
+        ).fetchone()
+        if has_view and has_view[0]
+        else None
+    )
     if hyper and hyper[0]:
         ext = conn.execute(
             "select extnamespace::regnamespace::text from pg_extension where extname = 'timescaledb'"
