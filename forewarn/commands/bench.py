@@ -211,7 +211,7 @@ def bench_fleet(
     faults: Annotated[int, typer.Option(min=0, help="Machines given an abrupt fault.")] = 24,
     publishers: Annotated[
         int | None,
-        typer.Option(help="Publisher processes (default: one per 1,500 msg/s, at most 6)."),
+        typer.Option(help="Publisher processes (default: one per 5,000 msg/s, at most 6)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:

@@ -2,9 +2,10 @@
 
 For each fleet size a fresh schema is migrated and the real services run as `forewarn` processes
 (ingest, roll-up maintenance, scoring, alerts, API), exactly as a deployment runs them. Lean
-publisher processes play the fleet in real time: every machine publishes ``hz`` readings a second
-(QoS 1, the contract's own encoder, event time = publish time, so the plant clock is the wall
-clock), spread evenly over each second. At least ``faults`` machines get an abrupt fault (one
+publisher processes play the fleet in real time: every machine publishes ``hz`` readings a second,
+spread evenly over each second (QoS 1 frames written by `tools.bench.mqtt_load`, not paho, whose
+publish path alone cost more CPU than all of Forewarn's services; payloads byte-identical to the
+contract's encoder; event time = publish time, so the plant clock is the wall clock). At least ``faults`` machines get an abrupt fault (one
 sensor jumps by a quarter of its range) at times spread over the run.
 
 Measured (all from the database, the API or the OS, never from the services' own claims):
@@ -21,7 +22,10 @@ Measured (all from the database, the API or the OS, never from the services' own
   publisher that falls behind stops at the end anyway, so on a saturated machine this is below
   ``target_msgs_per_s`` and ``generated`` shows what was produced;
 - ``lost``: published (acknowledged by the broker) minus stored (distinct (machine, seq));
-- ``cpu_s_per_1k_msgs`` and ``rss_mb`` per service (psutil, the process and its children);
+- ``cpu_s_per_1k_msgs`` and ``rss_mb`` per service (psutil, the process and its children), the
+  simulated fleet (``publisher``) and, when they run on this machine, the PostgreSQL server
+  (``postgres``: the postmaster and its live backends) and the broker; ``cpu_cores_used`` is their
+  sum per second of publishing;
 - ``db_bytes_per_machine_day``: growth of the schema's tables and indexes per machine and day.
 
 ``sustained``: nothing lost, the backlog drained within ``DRAIN_S`` of the end, lag not growing
@@ -67,7 +71,7 @@ ALERT_WAIT_S = 60.0  # after the drain, how long the poller may still wait for t
 POLL_S = 0.2
 SLICES_PER_S = 10  # each second's readings are published in this many evenly spaced slices
 FAULT_SHARE = 0.25  # a fault moves one sensor by this share of its physical range
-PUBLISHER_MSGS_PER_S = 600  # default share of one publisher process
+PUBLISHER_MSGS_PER_S = 5000  # default share of one publisher process (raw QoS 1 frames)
 
 
 @dataclass(frozen=True)
@@ -131,23 +135,21 @@ def _publisher(
     starts publishing, so a slow slice makes lag look worse, never better), their noise is drawn
     in one numpy call and their payloads filled into per-machine templates.
     """
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
+    from urllib.parse import urlsplit
 
     from ingest.service import broker_address
+    from tools.bench.mqtt_load import RawPublisher
 
-    host, port, _tls, _v5 = broker_address(url)
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"fleet-pub-{uuid.uuid4().hex[:8]}")
-    c.max_inflight_messages_set(2000)
-    c.max_queued_messages_set(0)
-    acked = [0]
-
-    def on_publish(*_: Any) -> None:
-        acked[0] += 1
-
-    c.on_publish = on_publish
-    c.connect(host, port, 60)
-    c.loop_start()
+    host, port, tls, _v5 = broker_address(url)
+    if tls:
+        raise RuntimeError(
+            "the fleet bench's load generator speaks plain MQTT; point it at a local broker"
+        )
+    parts = urlsplit(url)
+    c = RawPublisher(
+        host, port, f"fleet-pub-{uuid.uuid4().hex[:8]}",
+        username=parts.username, password=parts.password,
+    )  # fmt: skip
     rng = np.random.default_rng(seed)
     n = len(plan.machines)
     width = max(len(sensors) for _, _, sensors in plan.machines)
@@ -161,7 +163,7 @@ def _publisher(
             sd[i, j] = 0.004 * (hi - lo)
         jump[i] = FAULT_SHARE * (sensors[0][2] - sensors[0][1])
         templates.append(wire_template(m, [x[0] for x in sensors]))
-        topics.append(topic_for(site, m, "telemetry", root))
+        topics.append(topic_for(site, m, "telemetry", root).encode())
     widths = [len(sensors) for _, _, sensors in plan.machines]
     fault_at = np.array([plan.faults.get(m, np.inf) for m, _, _ in plan.machines])
     sent, seq, late, fault_pub = 0, 0, 0.0, []
@@ -189,25 +191,28 @@ def _publisher(
             vals[faulty, 0] += jump[lo_i + faulty]
             vals = np.round(vals, 3)
             ts = format_ts(datetime.fromtimestamp(now, UTC))
-            for k in range(hi_i - lo_i):
-                i = lo_i + k
-                payload = templates[i] % (ts, seq, *vals[k, : widths[i]].tolist())
-                c.publish(topics[i], payload.encode(), qos=1)
+            c.publish_many(
+                [
+                    (
+                        topics[i],
+                        (templates[i] % (ts, seq, *vals[i - lo_i, : widths[i]].tolist())).encode(),
+                    )
+                    for i in range(lo_i, hi_i)
+                ]
+            )
             sent += hi_i - lo_i
             fault_pub += [(plan.machines[lo_i + int(k)][0], seq, now) for k in faulty]
         tick += 1
     end = time.time()
-    deadline = time.time() + ACK_WAIT_S
-    while acked[0] < sent and time.time() < deadline:
-        time.sleep(0.05)
+    c.wait_inflight(0, ACK_WAIT_S)
     acked_at = time.time()
-    c.loop_stop()
-    c.disconnect()
+    acked = c.acked
+    c.close()
     cpu = psutil.Process().cpu_times()
     out.put(
         {
             "generated": sent,
-            "sent": acked[0],
+            "sent": acked,
             "fault_pub": fault_pub,
             "cpu_s": cpu.user + cpu.system,
             "publish_s": end - start_at,
@@ -215,6 +220,31 @@ def _publisher(
             "max_late_s": late,
         }
     )
+
+
+def _server_pids(db_url: str, mqtt_url: str) -> dict[str, int]:
+    """The PostgreSQL postmaster and the broker, when they run on this machine (their CPU counts too).
+
+    A server shared with other work (the machine's own PostgreSQL, say) counts that work as well;
+    the bench's defaults start both servers for itself.
+    """
+    from ingest.service import broker_address
+
+    found: dict[str, int] = {}
+    with psycopg.connect(db_url) as conn:
+        backend = conn.info.backend_pid
+    try:
+        parent = psutil.Process(backend).parent()
+        if parent is not None and "postgres" in parent.name():
+            found["postgres"] = parent.pid
+    except psutil.Error:
+        pass  # a remote server: not ours to measure
+    _host, port, _tls, _v5 = broker_address(mqtt_url)
+    for c in psutil.net_connections(kind="tcp"):
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid:
+            found["broker"] = c.pid
+            break
+    return found
 
 
 class _Sampler(threading.Thread):
@@ -357,6 +387,8 @@ def run_size(
         if not ok:
             raise RuntimeError(f"services did not become ready; logs in {sup.log_dir}")
         pids = {name: c.proc.pid for name, c in children.items()}
+        servers = _server_pids(url, mqtt_url)
+        pids |= servers
         cpu0 = {name: _tree(pid)[0] for name, pid in pids.items()}
         sampler = _Sampler(pids)
         sampler.start()
@@ -406,6 +438,7 @@ def run_size(
     stored = figures.pop("stored")
     cpu["publisher"] = sum(r["cpu_s"] for r in results)
     per_1k = {n: round(1000 * c / max(stored, 1), 3) for n, c in cpu.items()}
+    total = round(sum(c for n, c in cpu.items()) / max(duration_s, 1e-9), 2)
     machine_days = machines * duration_s / 86400.0
     lag_ok = (
         figures["lag_last_quarter_p99_s"] is not None
@@ -439,6 +472,8 @@ def run_size(
         "drain_s": round(drain_s, 2),
         "cpu_s_per_1k_msgs": per_1k,
         "rss_mb": {n: round(v, 1) for n, v in sampler.peak.items()},
+        "cpu_cores_used": total,
+        "servers_measured": sorted(servers),
         "db_bytes_per_machine_day": round((bytes1 - bytes0) / machine_days),
         "storage": storage,
         "lag_bounded": lag_ok,
