@@ -163,6 +163,8 @@ def _run(
             crew_key = create_key(conn, name=f"demo-crew-{time.time_ns()}", role="maintenance")
             mark = loop.run_mark(conn)
             conn.commit()
+        # saved as soon as committed: a run stopped before its services are up keeps them too
+        save_access(settings.state_dir, access)
         before = counts(db_url)  # a resumed demo counts only what this run published
         ingest = sup.start("ingest", forewarn_command("ingest"), restart=True)
         # The simulator publishes only once ingest is subscribed: a fresh session on a real
@@ -208,7 +210,6 @@ def _run(
         sim_args = _simulator_args(db_url, opts, mqtt_url, summary_path, settings.mqtt.topic_root)
         sim = sup.start("simulator", forewarn_command(*sim_args))
         _resend_orders(settings, db_url, mqtt_url, before["readings"])
-        save_access(settings.state_dir, access)
         _announce(opts, api_port, dash_port, access if fresh else None, logs, db_url)
         _watch(sup, db_url, opts, _PlantHold(sup, ready_url))
         if crew is not None:  # the crew stops first; the plant answers the orders it sent
@@ -538,8 +539,16 @@ def save_access(state_dir: Path, access: dict[str, Any]) -> None:
 
 
 def _reuse_port(port: int | None) -> int:
+    """``port`` when a server could listen on it now, else a free port.
+
+    The probe binds as uvicorn and Streamlit (tornado) do, with SO_REUSEADDR: the last run's
+    servers closed their connections first, so the port is still held by sockets in TIME_WAIT for a
+    minute, which refuse a plain bind but not a server's. Without it an immediate rerun moved the
+    API to a new port. A port some process still listens on is refused either way.
+    """
     if port:
         with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", int(port)))
             except OSError:
