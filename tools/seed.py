@@ -425,11 +425,7 @@ def _model_versions(conn: Connection, win: Window) -> dict[str, int]:
     ):
         artifact = f"seeded model v{version}".encode()
         created = win.start - timedelta(days=3 - version)
-        version_id = model_registry.put_version(
-            conn,
-            "failure-lgbm",
-            version,
-            created_at=created,
+        fields = model_registry.VersionFields(
             artifact=artifact,
             artifact_sha256=hashlib.sha256(artifact).hexdigest(),
             features=feats,
@@ -439,6 +435,9 @@ def _model_versions(conn: Connection, win: Window) -> dict[str, int]:
             train_from=created - timedelta(days=90),
             train_to=created,
             code_revision="seed",
+        )
+        version_id = model_registry.put_version(
+            conn, "failure-lgbm", version, fields, created_at=created
         )
         versions[alias] = version_id
         model_registry.record_alias(

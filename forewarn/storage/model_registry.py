@@ -6,6 +6,7 @@ the caller's single transaction, under a row lock on the alias so two promotions
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -101,20 +102,22 @@ def rollback(conn: Connection, name: str, alias: str, *, actor: str) -> dict[str
     return _move(conn, name, alias, int(row[0]), current, actor)
 
 
-def insert_version(
-    conn: Connection,
-    name: str,
-    artifact: bytes,
-    artifact_sha256: str,
-    *,
-    features: list[str],
-    feature_hash: str,
-    params: dict[str, Any],
-    metrics: dict[str, Any],
-    train_from: datetime | None,
-    train_to: datetime | None,
-    code_revision: str,
-) -> tuple[int, int]:
+@dataclass(frozen=True, slots=True)
+class VersionFields:
+    """What a model version stores besides its name, number and creation time."""
+
+    artifact: bytes
+    artifact_sha256: str
+    features: list[str]
+    feature_hash: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    train_from: datetime | None
+    train_to: datetime | None
+    code_revision: str
+
+
+def insert_version(conn: Connection, name: str, fields: VersionFields) -> tuple[int, int]:
     """Store the next immutable version of ``name`` (serialised per name); returns (id, version)."""
     conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"model:{name}",))
     row = conn.execute(
@@ -122,26 +125,32 @@ def insert_version(
     ).fetchone()
     assert row is not None
     version = int(row[0])
+    return _insert(conn, name, version, None, fields), version
+
+
+def _insert(
+    conn: Connection,
+    name: str,
+    version: int,
+    created_at: datetime | None,
+    fields: VersionFields,
+    on_conflict: str = "",
+) -> int:
+    """One model_versions row (``created_at`` None: the database's now()); returns its id."""
+    row = {
+        **{f: getattr(fields, f) for f in fields.__slots__},
+        **{f: Jsonb(getattr(fields, f)) for f in ("features", "params", "metrics")},
+    }
     new = conn.execute(
-        "insert into model_versions (name, version, artifact, artifact_sha256, features, feature_hash,"
-        " params, metrics, train_from, train_to, code_revision)"
-        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning id",
-        (
-            name,
-            version,
-            artifact,
-            artifact_sha256,
-            Jsonb(features),
-            feature_hash,
-            Jsonb(params),
-            Jsonb(metrics),
-            train_from,
-            train_to,
-            code_revision,
-        ),
+        "insert into model_versions (name, version, created_at, artifact, artifact_sha256, features,"
+        " feature_hash, params, metrics, train_from, train_to, code_revision)"
+        " values (%(name)s, %(version)s, coalesce(%(created_at)s::timestamptz, now()), %(artifact)s,"
+        " %(artifact_sha256)s, %(features)s, %(feature_hash)s, %(params)s, %(metrics)s,"
+        " %(train_from)s, %(train_to)s, %(code_revision)s)" + on_conflict + " returning id",
+        {"name": name, "version": version, "created_at": created_at, **row},
     ).fetchone()
     assert new is not None
-    return int(new[0]), version
+    return int(new[0])
 
 
 def aliased_version(conn: Connection, name: str, alias: str) -> tuple[Any, ...] | None:
@@ -168,6 +177,14 @@ def load_checkpoint(conn: Connection, name: str) -> tuple[bytes, dict[str, Any]]
     return None if row is None else (bytes(row[0]), dict(row[1]))
 
 
+def list_checkpoints(conn: Connection) -> list[dict[str, Any]]:
+    """Every online model's checkpoint without its state: name, position (plant hour ``t_h`` and
+    the model's summary), updated_at."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute("select name, position, updated_at from model_checkpoints order by name")
+        return cur.fetchall()
+
+
 def save_checkpoint(conn: Connection, name: str, state: bytes, position: dict[str, Any]) -> None:
     """Replace an online model's saved state and position."""
     conn.execute(
@@ -179,45 +196,18 @@ def save_checkpoint(conn: Connection, name: str, state: bytes, position: dict[st
 
 
 def put_version(
-    conn: Connection,
-    name: str,
-    version: int,
-    *,
-    created_at: datetime,
-    artifact: bytes,
-    artifact_sha256: str,
-    features: list[str],
-    feature_hash: str,
-    params: dict[str, Any],
-    metrics: dict[str, Any],
-    train_from: datetime | None,
-    train_to: datetime | None,
-    code_revision: str,
+    conn: Connection, name: str, version: int, fields: VersionFields, *, created_at: datetime
 ) -> int:
     """Store a version with a given number and time (imported history; its metrics replaced if it
     exists); returns its id. New models go through :func:`insert_version`."""
-    row = conn.execute(
-        "insert into model_versions (name, version, created_at, artifact, artifact_sha256, features,"
-        " feature_hash, params, metrics, train_from, train_to, code_revision)"
-        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " on conflict (name, version) do update set metrics = excluded.metrics returning id",
-        (
-            name,
-            version,
-            created_at,
-            artifact,
-            artifact_sha256,
-            Jsonb(features),
-            feature_hash,
-            Jsonb(params),
-            Jsonb(metrics),
-            train_from,
-            train_to,
-            code_revision,
-        ),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
+    return _insert(
+        conn,
+        name,
+        version,
+        created_at,
+        fields,
+        " on conflict (name, version) do update set metrics = excluded.metrics",
+    )
 
 
 def record_alias(

@@ -62,11 +62,9 @@ def register_version(
     train_to: datetime | None,
 ) -> StoredModel:
     """Store a new immutable version (the next number for ``name``) and return it."""
-    version_id, version = model_registry.insert_version(
-        conn,
-        name,
-        artifact,
-        hashlib.sha256(artifact).hexdigest(),
+    fields = model_registry.VersionFields(
+        artifact=artifact,
+        artifact_sha256=hashlib.sha256(artifact).hexdigest(),
         features=features,
         feature_hash=hashlib.sha256(json.dumps(features).encode()).hexdigest(),
         params=params,
@@ -75,6 +73,7 @@ def register_version(
         train_to=train_to,
         code_revision=code_revision(),
     )
+    version_id, version = model_registry.insert_version(conn, name, fields)
     return StoredModel(version_id, name, version, artifact, metrics)
 
 
