@@ -255,6 +255,29 @@ def bench_fleet(
     typer.echo(f"largest sustained: {result['largest_sustained']}")
 
 
+def bench_storage(
+    machines: Annotated[
+        int, typer.Option(min=1, help="Machines of the fleet's mix, 1 Hz each.")
+    ] = 200,
+    seconds: Annotated[int, typer.Option(min=60, max=86_000, help="Readings per machine.")] = 1800,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Bytes per stored reading (heap, each index), before and after closed chunks are compacted."""
+    from forewarn.cli import _emit, _settings
+    from forewarn.storage.db import database_url
+    from tools.bench.storage import run_storage_bench
+
+    with database_url(_settings()) as db_url:
+        result = run_storage_bench(db_url, machines, seconds)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    _emit({k: v for k, v in result.items() if not isinstance(v, dict | list)}, False,
+          "Storage per reading")  # fmt: skip
+    for when in ("before", "after"):
+        typer.echo(f"{when}: {json.dumps(result[when])}")
+
+
 def bench_validate(
     messages: Annotated[
         int, typer.Option("--messages", "-n", min=1000, help="Payloads to validate per round.")
@@ -280,4 +303,5 @@ def register(app: typer.Typer) -> None:
     bench_app.command("validate")(bench_validate)
 
     bench_app.command("fleet")(bench_fleet)
+    bench_app.command("storage")(bench_storage)
     app.add_typer(bench_app, name="bench")

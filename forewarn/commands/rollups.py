@@ -8,6 +8,9 @@ from typing import Annotated
 
 import typer
 
+COMPACTION_CHECK_S = 60.0  # how often `maintain --every` looks for closed chunks, at least
+COMPACTION_JOIN_S = 5.0  # on stop, wait this long for a compaction; a REINDEX cut short is redone
+
 
 def maintain(
     every: Annotated[
@@ -20,6 +23,7 @@ def maintain(
     from datetime import UTC, datetime
 
     from forewarn.cli import _settings
+    from forewarn.storage.compaction import compact_closed_chunks, compaction_loop
     from forewarn.storage.db import connect, prepared_database
     from forewarn.storage.maintenance import maintenance_loop, run_maintenance
 
@@ -27,13 +31,26 @@ def maintain(
     with prepared_database(settings) as url:
         if every is None:
             with connect(url) as conn:
-                result = run_maintenance(conn, settings, datetime.now(UTC))
+                now = datetime.now(UTC)
+                result = run_maintenance(conn, settings, now)
+                conn.commit()
+                result["readings_chunks_compacted"] = compact_closed_chunks(conn, now, limit=1000)
             typer.echo(json.dumps(result))
             return
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
+        # closed chunks are compacted beside the ticks: one can take minutes at fleet scale
+        compactor = threading.Thread(
+            target=compaction_loop,
+            args=(lambda: connect(url), stop),
+            kwargs={"interval_s": max(every, COMPACTION_CHECK_S)},
+            name="chunk-compaction",
+            daemon=True,
+        )
+        compactor.start()
         maintenance_loop(lambda: connect(url), settings, stop, interval_s=every)
+        compactor.join(timeout=COMPACTION_JOIN_S)
 
 
 def register(app: typer.Typer) -> None:

@@ -127,3 +127,30 @@ def stream_scores(conn: psycopg.Connection, machine_id: str) -> list[tuple[float
         (machine_id,),
     ).fetchall()
     return [(float(r[0]), int(r[1])) for r in rows]
+
+
+def index_bytes(conn: psycopg.Connection, table: str) -> dict[str, int]:
+    """Bytes of each index of a table by name, summed over its hypertable chunks."""
+    ext = conn.execute(
+        "select extnamespace::regnamespace::text from pg_extension where extname = 'timescaledb'"
+    ).fetchone()
+    names = [
+        str(r[0])
+        for r in conn.execute(
+            "select c.relname from pg_index i join pg_class c on c.oid = i.indexrelid"
+            " where i.indrelid = %s::regclass order by 1",
+            (table,),
+        ).fetchall()
+    ]
+    size = (
+        sql.SQL("select coalesce({}.hypertable_index_size(%s::regclass), 0)").format(
+            sql.Identifier(ext[0])
+        )
+        if ext is not None
+        else sql.SQL("select pg_relation_size(%s::regclass)")
+    )
+    out = {}
+    for name in names:
+        row = conn.execute(size, (name,)).fetchone()
+        out[name] = int(row[0]) if row else 0
+    return out

@@ -23,6 +23,7 @@ from psycopg import sql
 from forewarn.errors import ForewarnError
 from forewarn.settings import Settings
 from forewarn.storage.dead_letters import prune_dead_letters
+from forewarn.storage.readings import latest_reading_time
 from forewarn.storage.rollups import GRACE, refresh_rollups
 from forewarn.storage.timescale import timescale_schema
 
@@ -140,8 +141,8 @@ def run_maintenance(
     """
     refreshed = refresh_rollups(conn, now, grace=grace)
     with conn.transaction():
-        row = conn.execute("select max(ts) from readings where ts <= %s", (now,)).fetchone()
-    reference = min(now, row[0]) if row and row[0] is not None else now
+        newest = latest_reading_time(conn, until=now)
+    reference = now if newest is None else min(now, newest)
     result = apply_retention(conn, retention_cutoffs(settings, reference))
     # dead letters age by the wall clock (their received_at), not by the plant's data
     with conn.transaction():

@@ -196,9 +196,12 @@ def count_readings(conn: Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def latest_reading_time(conn: Connection) -> datetime | None:
-    """The newest reading's event time (None on an empty plant)."""
-    row = conn.execute("select max(ts) from readings").fetchone()
+def latest_reading_time(conn: Connection, until: datetime | None = None) -> datetime | None:
+    """The newest reading's event time, at or before ``until`` if given (None on an empty plant)."""
+    if until is None:
+        row = conn.execute("select max(ts) from readings").fetchone()
+    else:
+        row = conn.execute("select max(ts) from readings where ts <= %s", (until,)).fetchone()
     return None if row is None else row[0]
 
 
