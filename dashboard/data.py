@@ -17,11 +17,13 @@ import streamlit as st
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
+from dashboard.lineup import ROLES
 from forewarn.actions import STATUS_OF_VERB
 from forewarn.errors import ConfigError
 from forewarn.money import DEFAULT_CURRENCY
 from forewarn.settings import load_settings
 from forewarn.storage import alerts as alert_store
+from forewarn.storage import assets as asset_store
 from forewarn.storage import fleet, keys, machines, model_registry, policies, roi, rollups
 from forewarn.storage.db import open_pool
 from forewarn.storage.rollups import BUCKETS, Bucket
@@ -179,10 +181,12 @@ def factory_currency() -> str:
 
 
 def load_models(conn: Connection, since: datetime, until: datetime) -> dict[str, Any]:
-    """Models page: versions with metrics and aliases, promotions, champion vs challenger, drift."""
+    """Models page: versions with metrics and aliases, online models, promotions, predictions per
+    role, drift (plant time), and live calibration per role (champion, challenger, online)."""
     bucket = BUCKETS["hour"] if until - since <= timedelta(days=14) else BUCKETS["day"]
     return {
         "versions": _frame(model_registry.list_versions(conn)),
+        "online": _frame(model_registry.list_checkpoints(conn), ["name", "position", "updated_at"]),
         "history": _frame(fleet.alias_history(conn)),
         "roles": _frame(
             fleet.role_comparison(conn, since=since, until=until, bucket=bucket),
@@ -191,14 +195,19 @@ def load_models(conn: Connection, since: datetime, until: datetime) -> dict[str,
         "drift": _frame(
             fleet.drift_events(conn, since=since), ["at", "actor", "action", "target", "detail"]
         ),
-        "calibration": live_calibration(conn),
+        "calibration": {role: live_calibration(conn, role) for role in ROLES},
+        "types": {
+            t["id"]: {"name": t["name"], "units": {x["name"]: x.get("unit") for x in t["sensors"]}}
+            for t in asset_store.machine_type_list(conn)
+        },
+        "retrain_every_h": load_settings().models.retrain_every_h,
     }
 
 
-def live_calibration(conn: Connection) -> dict[str, Any]:
-    """Calibration of the champion's live predictions on labelled outcomes (as `models show`)."""
+def live_calibration(conn: Connection, role: str = "champion") -> dict[str, Any]:
+    """Calibration of a role's live predictions on labelled outcomes (as `models show`)."""
     horizon = load_settings().models.horizon_h
-    rows = alert_store.labelled_predictions(conn, horizon_h=horizon)
+    rows = alert_store.labelled_predictions(conn, horizon_h=horizon, role=role)
     return calibration_report(rows, horizon_h=horizon)
 
 

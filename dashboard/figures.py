@@ -7,6 +7,7 @@ frame gives an empty figure with a note, never an exception.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -503,8 +504,13 @@ def metrics_table(versions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def fig_model_metrics(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> go.Figure:
-    """Grouped bars of each version's metrics. Columns: label, then one column per metric."""
+def fig_model_metrics(
+    df: pd.DataFrame,
+    metrics: Sequence[str] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> go.Figure:
+    """Grouped bars of each version's metrics. Columns: label, then one column per metric;
+    ``labels`` names the metrics for people (``roc_auc`` -> ``ROC-AUC``)."""
     title = "Model versions: metrics"
     if df.empty:
         return _empty(title, "no model versions registered")
@@ -512,7 +518,7 @@ def fig_model_metrics(df: pd.DataFrame, metrics: Sequence[str] | None = None) ->
     fig = go.Figure()
     for col in cols:
         if col in df.columns:
-            fig.add_trace(go.Bar(x=df["label"], y=df[col], name=col))
+            fig.add_trace(go.Bar(x=df["label"], y=df[col], name=(labels or {}).get(col, col)))
     fig.update_layout(barmode="group", title=title, **LAYOUT)
     return fig
 
@@ -531,27 +537,79 @@ def fig_role_comparison(df: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def fig_drift(df: pd.DataFrame) -> go.Figure:
-    """Drift detections on a timeline, one row per target (machine type). Columns: at, target, detail."""
-    title = "Drift detections"
+def drift_what(detail: Any, sensor_units: Mapping[str, str | None] | None = None) -> str:
+    """What a drift event saw, in words: the detectors that fired with human feature names."""
+    if not isinstance(detail, Mapping):
+        return "drift"
+    units = {k: v for k, v in (sensor_units or {}).items() if v}
+    fired = detail.get("fired")
+    if isinstance(fired, Mapping) and fired:
+        parts = []
+        for key, n in fired.items():
+            kind, _, feature = str(key).partition(":")
+            what = (
+                f"{human_name(feature, units)} shifted"
+                if kind == "input" and feature
+                else "prediction error grew"
+                if kind == "error"
+                else str(key)
+            )
+            parts.append(what if n == 1 else f"{what} ({n}×)")
+        return "; ".join(parts)
+    one, detector = detail.get("feature"), detail.get("detector")
+    if one:  # one named detector (imported or seeded history)
+        name = "prediction error" if one == "abs_error" else human_name(str(one), units)
+        return f"{name} ({detector})" if detector else name
+    n = detail.get("detectors")
+    return f"{n} detector{'s' if n != 1 else ''} fired" if isinstance(n, int) else "drift"
+
+
+def fig_drift(
+    df: pd.DataFrame,
+    window: tuple[datetime, datetime] | None = None,
+    types: Mapping[str, Mapping[str, Any]] | None = None,
+) -> go.Figure:
+    """Drift detections on the plant clock: one row per machine type, at the plant time each event
+    carries (``at``: the newest reading the detector saw), over the page's plant-time ``window``.
+    Columns: at, target (type id), detail. ``types``: id -> {"name", "units"}."""
+    title = "Drift detections (plant time)"
+    types = types or {}
     if df.empty:
-        return _empty(title, "no drift detected")
+        fig = _empty(title, "no drift detected in this window")
+        if window is not None:
+            fig.update_xaxes(range=list(window))
+        return fig
     details = df["detail"] if "detail" in df.columns else pd.Series([{}] * len(df), index=df.index)
+    targets = [str(t) for t in df["target"]]
+    rows = [str((types.get(t) or {}).get("name") or t) for t in targets]
     hover = [
-        ", ".join(f"{k}={v}" for k, v in d.items() if k != "summary") if isinstance(d, dict) else ""
-        for d in details
+        drift_what(d, (types.get(t) or {}).get("units"))
+        for d, t in zip(details, targets, strict=True)
     ]
     fig = go.Figure(
         go.Scatter(
             x=df["at"],
-            y=df["target"],
+            y=rows,
             mode="markers",
             text=hover,
-            hovertemplate="%{x}<br>%{y}: %{text}<extra></extra>",
+            hovertemplate="%{x|%Y-%m-%d %H:%M} (plant)<br>%{y}: %{text}<extra></extra>",
             marker={"size": 14, "symbol": "x", "color": COLORS["medium"]},
         )
     )
-    fig.update_layout(title=title, yaxis_title="machine type", height=320, **LAYOUT)
+    fig.update_layout(
+        title=title,
+        xaxis_title="plant time (UTC)",
+        yaxis_title="machine type",
+        height=320,
+        **LAYOUT,
+    )
+    if window is not None:
+        lo, hi = window
+        seen = pd.to_datetime(df["at"], utc=True)
+        # the plant window, widened to an event stamped after it (a plant ahead of the wall clock)
+        fig.update_xaxes(
+            range=[min(pd.Timestamp(lo), seen.min()), max(pd.Timestamp(hi), seen.max())]
+        )
     return fig
 
 

@@ -239,6 +239,12 @@ class ModelSettings(BaseModel):
     data_dir: Path | None = Field(
         default=None, description="public datasets (default ../shared/data)"
     )
+    retrain_every_h: float = Field(
+        default=24.0,
+        gt=0,
+        description="`forewarn retrain` trains a challenger when the newest version's data is this"
+        " old (plant hours)",
+    )
 
 
 class NotifySettings(BaseModel):

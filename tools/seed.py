@@ -2,8 +2,9 @@
 
 For ``machines`` machines over ``days`` days ending at ``now`` it writes the asset registry, readings
 (the default factory's cadence, 5 minutes), champion predictions (with contributions), a challenger
-for the last two days, failures and maintenance, alerts in every state with their transitions, two
-model versions with aliases, and a few drift detections. Deterministic for a given ``seed``.
+for the last two days (CNC only), failures and maintenance, alerts in every state with their
+transitions, one model per machine type (CNC with a challenger), online model checkpoints, and a
+few drift detections. Deterministic for a given ``seed``.
 
 Scenarios per machine: most are healthy; some degrade towards a failure at the end of the window
 (open or acknowledged alerts), some failed during the window (a failure with downtime, readings
@@ -224,7 +225,7 @@ def _prediction_lines(
     plans: list[_Plan],
     win: Window,
     every_s: int,
-    versions: dict[str, int],
+    versions: dict[str, dict[str, int]],
     rng: np.random.Generator,
 ) -> Iterable[str]:
     grid = win.grid(every_s)
@@ -242,6 +243,7 @@ def _prediction_lines(
         ts = _ts_text(t)
         sensors = TYPES[p.machine.type_id][1]
         mid = p.machine.id
+        challenger = versions[p.machine.type_id].get("challenger")
         quality = "ok"
         for i in range(len(t)):
             contrib = (
@@ -252,13 +254,13 @@ def _prediction_lines(
             r = float(rul[i])
             pr = float(prob[i])
             yield (
-                f"{mid}\t{ts[i]}\tchampion\t{versions['champion']}\t{pr:.4f}\t{r:.2f}\t"
+                f"{mid}\t{ts[i]}\tchampion\t{versions[p.machine.type_id]['champion']}\t{pr:.4f}\t{r:.2f}\t"
                 f"{r * 0.75:.2f}\t{r * 1.3:.2f}\t{float(w[i]) * 0.8:.4f}\t{p.mode}\t{contrib}\t{quality}\n"
             )
-            if t[i] >= challenger_from:
+            if challenger is not None and t[i] >= challenger_from:
                 pc = min(max(pr * 1.05 + float(rng.normal(0, 0.02)), 0.001), 0.999)
                 yield (
-                    f"{mid}\t{ts[i]}\tchallenger\t{versions['challenger']}\t{pc:.4f}\t{r * 0.95:.2f}\t"
+                    f"{mid}\t{ts[i]}\tchallenger\t{challenger}\t{pc:.4f}\t{r * 0.95:.2f}\t"
                     f"{r * 0.8:.2f}\t{r * 1.2:.2f}\t\\N\t{p.mode}\t\\N\t{quality}\n"
                 )
 
@@ -279,7 +281,7 @@ def _events_and_alerts(
     conn: Connection,
     plans: list[_Plan],
     win: Window,
-    versions: dict[str, int],
+    versions: dict[str, dict[str, int]],
     rng: np.random.Generator,
 ) -> tuple[int, int]:
     end = win.end.timestamp()
@@ -394,7 +396,7 @@ def _events_and_alerts(
             ttf_low_h=a["ttf"] * 0.6,
             ttf_high_h=a["ttf"] * 1.5,
             contributions=json.loads(_contributions(sensors, 0.8, rng)),
-            model_version_id=versions["champion"],
+            model_version_id=versions[p.machine.type_id]["champion"],
             inputs_age_s=30.0,
             recommended_action=f"Inspect {p.mode.replace('_', ' ')} within {a['ttf']:.0f} h",
             created_at=a["at"],
@@ -416,34 +418,57 @@ def _events_and_alerts(
     return n_events, len(alerts)
 
 
-def _model_versions(conn: Connection, win: Window) -> dict[str, int]:
-    versions: dict[str, int] = {}
-    feats = [f"{s[0]}_{agg}" for s in _CNC + _PUMP for agg in ("mean_1h", "std_1h", "slope_6h")]
-    for version, alias, metrics in (
-        (1, "champion", {"roc_auc": 0.962, "pr_auc": 0.81, "f1": 0.77, "rul_rmse_h": 21.4}),
-        (2, "challenger", {"roc_auc": 0.971, "pr_auc": 0.84, "f1": 0.79, "rul_rmse_h": 19.8}),
-    ):
-        artifact = f"seeded model v{version}".encode()
+_SEEDED_MODELS = (  # (machine type, version, alias, held-out metrics): CNC has a challenger, pumps not
+    ("cnc", 1, "champion", {"roc_auc": 0.962, "pr_auc": 0.81, "brier": 0.071, "ece": 0.034,
+                            "rul_mae_h": 21.4, "rul_interval_coverage": 0.78}),
+    ("cnc", 2, "challenger", {"roc_auc": 0.971, "pr_auc": 0.84, "brier": 0.064, "ece": 0.029,
+                              "rul_mae_h": 19.8, "rul_interval_coverage": 0.81}),
+    ("pump", 1, "champion", {"roc_auc": 0.948, "pr_auc": 0.77, "brier": 0.082, "ece": 0.041,
+                             "rul_mae_h": 26.0, "rul_interval_coverage": 0.74}),
+)  # fmt: skip
+
+
+def _model_versions(conn: Connection, win: Window) -> dict[str, dict[str, int]]:
+    """One model per machine type as training names them (``pm-<type>``): type -> alias -> id."""
+    versions: dict[str, dict[str, int]] = {}
+    for type_id, version, alias, metrics in _SEEDED_MODELS:
+        sensors = _CNC if type_id == "cnc" else _PUMP
+        feats = [f"{s[0]}__{agg}" for s in sensors for agg in ("mean_1", "std_6", "slope_24")]
+        name = f"pm-{type_id}"
+        artifact = f"seeded {name} v{version}".encode()
         created = win.start - timedelta(days=3 - version)
         fields = model_registry.VersionFields(
             artifact=artifact,
             artifact_sha256=hashlib.sha256(artifact).hexdigest(),
             features=feats,
             feature_hash=hashlib.sha256(",".join(feats).encode()).hexdigest()[:16],
-            params={"num_leaves": 31 + version * 16, "horizon_h": 48},
+            params={"horizon_h": 48, "sensors": [s[0] for s in sensors]},
             metrics=metrics,
             train_from=created - timedelta(days=90),
             train_to=created,
             code_revision="seed",
         )
-        version_id = model_registry.put_version(
-            conn, "failure-lgbm", version, fields, created_at=created
-        )
-        versions[alias] = version_id
-        model_registry.record_alias(
-            conn, "failure-lgbm", alias, version_id, at=created, actor="seed"
-        )
+        version_id = model_registry.put_version(conn, name, version, fields, created_at=created)
+        versions.setdefault(type_id, {})[alias] = version_id
+        model_registry.record_alias(conn, name, alias, version_id, at=created, actor="seed")
     return versions
+
+
+def _online_models(conn: Connection, win: Window, rng: np.random.Generator) -> int:
+    """The online (River) models' checkpoints as the scorer leaves them: plant hour, summary."""
+    for type_id in TYPES:
+        scored = int(rng.integers(2_000, 6_000))
+        position = {
+            "t_h": win.end.timestamp() / 3600.0,
+            "scored": scored,
+            "learned": scored - int(rng.integers(100, 400)),
+            "pending": int(rng.integers(50, 300)),
+            "log_loss": round(float(rng.uniform(0.15, 0.35)), 4),
+            "roc_auc": round(float(rng.uniform(0.80, 0.92)), 4),
+            "drift_events": 1,
+        }
+        model_registry.save_checkpoint(conn, f"online-{type_id}", b"seeded", position)
+    return len(TYPES)
 
 
 def _drift(conn: Connection, win: Window, rng: np.random.Generator) -> int:
@@ -508,6 +533,7 @@ def seed_history(
     )
     counts["events"], counts["alerts"] = _events_and_alerts(conn, plans, win, versions, rng)
     counts["drift_events"] = _drift(conn, win, rng)
+    counts["online_models"] = _online_models(conn, win, rng)
     conn.commit()
     for table in ("readings", "predictions", "machine_events", "alerts"):
         conn.execute(f"analyze {table}")

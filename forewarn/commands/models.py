@@ -148,8 +148,13 @@ def score(
 
 def retrain(
     every_h: Annotated[
-        float, typer.Option(min=0.01, help="Retrain this often (wall hours).")
-    ] = 24.0,
+        float | None,
+        typer.Option(
+            min=0.01,
+            help="Retrain when the newest version's data is this old, in plant hours"
+            " (default FOREWARN_MODELS__RETRAIN_EVERY_H, 24).",
+        ),
+    ] = None,
     min_gap_h: Annotated[
         float, typer.Option(min=0.0, help="Drift retrains no sooner than this after the last.")
     ] = 1.0,
@@ -165,7 +170,11 @@ def retrain(
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         run_retrain_loop(
-            settings, url, stop=stop, every_s=every_h * 3600.0, min_gap_s=min_gap_h * 3600.0
+            settings,
+            url,
+            stop=stop,
+            every_s=(every_h or settings.models.retrain_every_h) * 3600.0,
+            min_gap_s=min_gap_h * 3600.0,
         )
 
 

@@ -14,6 +14,7 @@ import math
 import pickle
 import threading
 import time
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -215,13 +216,14 @@ def _score_online(
         for h, m in zip(fail_h, failures["machine_id"], strict=True)
         if h > seen_h
     )
-    rows, drift = [], 0
+    rows, drift, fired = [], 0, Counter[str]()
     for rec in new.to_dict("records"):
         while pending_failures and pending_failures[0][0] <= rec[TIME_COL]:
             fh, fm = pending_failures.pop(0)
             model.failure(fm, fh)
         out = model.observe(rec)
         drift += len(out.drift)
+        fired.update(out.drift)
         rows.append(
             (
                 rec["machine_id"],
@@ -253,7 +255,8 @@ def _score_online(
             "scoring",
             "drift",
             type_id,
-            {"detectors": drift, "summary": model.summary()},
+            # which detectors fired ("input:<feature>", "error"), for people reading the event
+            {"detectors": drift, "fired": dict(sorted(fired.items())), "summary": model.summary()},
             at=new["ts"].max().to_pydatetime(),
         )
     return _insert_predictions(conn, rows)

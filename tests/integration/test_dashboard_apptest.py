@@ -213,9 +213,16 @@ def test_models_page(app_env: SeededPlant) -> None:
     at = _logged_in(app_env.operator_key)
     at.switch_page("pages/models.py").run()
     assert not at.exception, at.exception
+    texts = _texts(at)
+    assert "Champion, challenger and online model" in texts
+    # the seed: CNC has a champion and a challenger, pumps a champion only; both an online model
+    markdown = texts
+    assert "**Champion** · pm-cnc v1" in markdown and "**Challenger** · pm-cnc v2" in markdown
+    assert "**Champion** · pm-pump v1" in markdown and "**Online** · online-pump" in markdown
+    assert any(i.value.startswith("No challenger yet") for i in at.info)
     versions = at.dataframe[0].value
-    assert sorted(versions["version"]) == [1, 2]
-    assert "Champion vs challenger" in _texts(at)
+    assert sorted(versions["version"]) == [1, 1, 2]
+    assert not any(word in texts for word in ("None", " nan", "NaT"))
 
 
 def test_every_page_renders_on_an_empty_database(

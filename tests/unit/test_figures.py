@@ -241,12 +241,35 @@ def test_drift_marks_each_detection_on_its_machine_type() -> None:
             "at": [T0, T0 + timedelta(hours=1)],
             "target": ["pump", "cnc"],
             "action": ["drift", "drift"],
-            "detail": [{"detectors": 1, "feature": "bearing_temp", "summary": {"n": 5}}, {}],
+            "detail": [
+                {"detectors": 1, "feature": "bearing_temp", "detector": "PageHinkley"},
+                {"detectors": 3, "fired": {"input:torque__mean_24": 2, "error": 1}},
+            ],
         }
     )
-    trace = figures.fig_drift(df).data[0]
-    assert list(trace.y) == ["pump", "cnc"]
-    assert list(trace.text) == ["detectors=1, feature=bearing_temp", ""]
+    types = {"pump": {"name": "Pump", "units": {"bearing_temp": "degC"}},
+             "cnc": {"name": "CNC mill", "units": {"torque": "Nm"}}}  # fmt: skip
+    trace = figures.fig_drift(df, types=types).data[0]
+    assert list(trace.y) == ["Pump", "CNC mill"]
+    assert list(trace.text) == [
+        "Bearing temperature (°C) (PageHinkley)",
+        "Torque — mean over 24 h (Nm) shifted (2×); prediction error grew",
+    ]
+
+
+def test_drift_is_drawn_on_the_plant_window_not_the_wall_clock() -> None:
+    """The x axis spans the page's plant-time window; an event stamped after its end (a plant
+    ahead of the wall clock) widens it rather than falling off the chart."""
+    window = (T0 - timedelta(days=7), T0)
+    df = pd.DataFrame({"at": [T0 - timedelta(days=2), T0 + timedelta(hours=5)],
+                       "target": ["cnc", "cnc"], "detail": [{}, {}]})  # fmt: skip
+    fig = figures.fig_drift(df, window=window)
+    lo, hi = (pd.Timestamp(x) for x in fig.layout.xaxis.range)
+    assert lo == pd.Timestamp(window[0]) and hi == pd.Timestamp(T0 + timedelta(hours=5))
+    assert [pd.Timestamp(x, tz="UTC") for x in fig.data[0].x] == list(df["at"])
+    assert fig.layout.xaxis.title.text == "plant time (UTC)"
+    empty = figures.fig_drift(pd.DataFrame(), window=window)
+    assert [pd.Timestamp(x) for x in empty.layout.xaxis.range] == [pd.Timestamp(w) for w in window]
 
 
 def test_the_ingest_banner_speaks_when_data_stops_or_dead_letters_spike() -> None:
