@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 SERVICE = "scoring"
 BASELINES_EVERY_S = 15.0  # the baselines part of a checkpoint; positions go every pass
+STAGGER = 15  # baselines saves spread over this many slots of the period: no pass saves them all
 LOOKBACK = timedelta(minutes=10)  # the stream never looks further back (plant time)
 
 
@@ -144,9 +145,13 @@ class StreamScorer:
                     }
                 )
                 version = (versions.get(p) or 0) + 1
-                full = clock() - self.full_saved.get(p, -BASELINES_EVERY_S) >= BASELINES_EVERY_S
+                now_s = clock()
+                full = now_s - self.full_saved.get(p, -BASELINES_EVERY_S) >= BASELINES_EVERY_S
                 if full:
-                    self.full_saved[p] = clock()
+                    # the first save is backdated by a share of the period that depends on the
+                    # partition, so partitions come due in different passes, not all in one
+                    stagger = (p % STAGGER) / STAGGER if p not in self.full_saved else 0.0
+                    self.full_saved[p] = now_s - stagger * BASELINES_EVERY_S
                 baselines = state.dumps() if full or versions.get(p) is None else b""
                 checkpoints.append(
                     (p, self.partitions, version, baselines, state.dumps_positions())
