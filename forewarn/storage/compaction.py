@@ -39,7 +39,8 @@ COMPACTION_LOCK_ID = 0x436D7063  # "Cmpc"
 _CLOSED = """
 select c.chunk_schema, c.chunk_name, format('%%I.%%I', c.chunk_schema, c.chunk_name)
   from timescaledb_information.chunks c
- where format('%%I.%%I', c.hypertable_schema, c.hypertable_name)::regclass = %s::regclass
+ where to_regclass(format('%%I.%%I', c.hypertable_schema, c.hypertable_name))
+       = %s::regclass
    and c.range_end <= %s and not c.is_compressed
    and not exists (select 1 from chunk_compactions k
                    where k.chunk = format('%%I.%%I', c.chunk_schema, c.chunk_name))
