@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import auth, data, figures, people
+from dashboard import auth, charts, data, figures, people
 from forewarn.errors import Conflict, NotFound
 from models.calibration import fmt_prob
 
@@ -205,7 +205,9 @@ def actions(url: str, user: auth.User) -> None:
             with com:
                 _comment_form(url, int(alert["id"]), user)
         _people(url, int(alert["id"]))
-    right.plotly_chart(figures.fig_contributions(alert["contributions"]), key="alert_contributions")
+    right.plotly_chart(
+        charts.figure(figures.fig_contributions, alert["contributions"]), key="alert_contributions"
+    )
 
 
 user = auth.require_user()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import auth, data, figures
+from dashboard import auth, charts, data, figures
 
 LIVE_REFRESH_S = 30
 STALE_AFTER = timedelta(minutes=15)
@@ -30,9 +31,16 @@ def _filtered(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _highlight(row: pd.Series) -> list[str]:
-    style = "background-color: rgba(214, 39, 40, 0.15)" if row["open alerts"] > 0 else ""
-    return [style] * len(row)
+ALERT_ROW_STYLE = "background-color: rgba(214, 39, 40, 0.15)"
+
+
+def _highlight(table: pd.DataFrame) -> pd.DataFrame:
+    """Every cell of a machine with open alerts tinted: one vectorised pass (a row-by-row apply
+    took 0.2-0.5 s for 500 machines on every rerun)."""
+    alerted = (table["open alerts"] > 0).to_numpy()[:, None].repeat(table.shape[1], axis=1)
+    return pd.DataFrame(
+        np.where(alerted, ALERT_ROW_STYLE, ""), index=table.index, columns=table.columns
+    )
 
 
 @st.fragment(run_every=LIVE_REFRESH_S)
@@ -50,8 +58,8 @@ def live(url: str) -> None:
     m3.metric("Open alerts", int(view["open_alerts"].sum()))
     m4.metric("No data for 15 min", int(stale.sum()))
     left, right = st.columns([3, 2])
-    left.plotly_chart(figures.fig_fleet_risk(view), key="fleet_risk")
-    right.plotly_chart(figures.fig_fleet_bands(view), key="fleet_bands")
+    left.plotly_chart(charts.figure(figures.fig_fleet_risk, view), key="fleet_risk")
+    right.plotly_chart(charts.figure(figures.fig_fleet_bands, view), key="fleet_bands")
     table = pd.DataFrame(
         {
             "machine": view["machine_id"],
@@ -67,7 +75,7 @@ def live(url: str) -> None:
         }
     )
     st.dataframe(
-        table.style.apply(_highlight, axis=1),
+        table.style.apply(_highlight, axis=None),
         hide_index=True,
         column_config={
             "P(failure)": st.column_config.ProgressColumn(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import auth, data, figures
+from dashboard import auth, charts, data, figures
 from models.calibration import fmt_prob
 
 LIVE_REFRESH_S = 60
@@ -47,13 +47,18 @@ def live(url: str, machine_id: str, days: float) -> None:
     m3.metric("Open alerts", len(active))
     m4.metric("Predicted mode", latest.get("mode") or "–")
     units = {s["name"]: s["unit"] for s in info.get("sensors") or []}
-    fig = figures.fig_sensor_trends(
-        d.rollup, d.predictions, d.timeline, sensors=list(units) or None, units=units
+    fig = charts.figure(
+        figures.fig_sensor_trends,
+        d.rollup,
+        d.predictions,
+        d.timeline,
+        sensors=list(units) or None,
+        units=units,
     )
     st.plotly_chart(fig, key="machine_trends")
     left, right = st.columns(2)
     left.plotly_chart(
-        figures.fig_contributions(latest.get("contributions"), units=units),
+        charts.figure(figures.fig_contributions, latest.get("contributions"), units=units),
         key="machine_contributions",
     )
     with right:

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import auth, data, figures
+from dashboard import auth, charts, data, figures
 from forewarn.money import fmt_money
 
 COST_FIELDS = (  # models.roi / forewarn.assets.Costs fields a what-if may change
@@ -98,7 +98,9 @@ def backtest_section(result: dict[str, Any], key: str) -> None:
     )
     policies = figures.policy_frame(result)
     left, right = st.columns([2, 3])
-    left.plotly_chart(figures.fig_policy_costs(policies, CURRENCY), key=f"{key}_costs")
+    left.plotly_chart(
+        charts.figure(figures.fig_policy_costs, policies, CURRENCY), key=f"{key}_costs"
+    )
     with right:
         shown = [c for c in POLICY_COLUMNS if c in policies.columns]
         st.dataframe(
@@ -164,10 +166,11 @@ c3.metric(
 )
 c4.metric("Net savings", _money(totals["net_savings"]))
 left, right = st.columns(2)
-left.plotly_chart(figures.fig_downtime(by_machine), key="roi_downtime")
-right.plotly_chart(figures.fig_downtime_daily(d["daily"]), key="roi_daily")
+left.plotly_chart(charts.figure(figures.fig_downtime, by_machine), key="roi_downtime")
+right.plotly_chart(charts.figure(figures.fig_downtime_daily, d["daily"]), key="roi_daily")
 st.plotly_chart(
-    figures.fig_savings(figures.ledger_frame(d["ledger"]["entries"]), CURRENCY), key="roi_savings"
+    charts.figure(figures.fig_savings, figures.ledger_frame(d["ledger"]["entries"]), CURRENCY),
+    key="roi_savings",
 )
 st.caption(
     "Live ledger: a resolved alert with a confirmed fault and no failure within a day after it is "

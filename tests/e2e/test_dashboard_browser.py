@@ -9,11 +9,7 @@ another origin blocked and recorded, so nothing the dashboard serves reaches the
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,13 +22,13 @@ import pytest
 from forewarn.storage import alerts as alert_store
 from forewarn.storage import notifications as ns
 from forewarn.storage.people import create_user
-from tests.fixtures.browser import ARTIFACTS, UI_TIMEOUT_MS, block_all_but, free_port, screenshot
+from tests.fixtures.browser import ARTIFACTS, UI_TIMEOUT_MS, block_all_but, screenshot
 from tests.fixtures.dashboard import SeededPlant, seeded_plant  # noqa: F401  (fixture)
 from tests.fixtures.notify import SmtpServer
+from tools.bench.dashboard_browser import dashboard_server
 
 pytestmark = pytest.mark.browser
 
-START_TIMEOUT_S = 60
 SETTLE_MS = 20_000
 ADMIN = ("Ada Admin", "ada@plant.test", "admin-password-1")
 OPERATOR = ("Otto Operator", "otto@plant.test", "operator-password-1")
@@ -79,42 +75,9 @@ def plant(seeded_plant: SeededPlant, smtp_server: SmtpServer) -> Iterator[Plant]
             users[role] = int(create_user(conn, name=name, email=email, role=role, password=pw,
                                           actor="test")["id"])  # fmt: skip
         alerts = _fresh_alerts(conn)
-    port = free_port()
-    env = os.environ | {
-        "FOREWARN_DB__URL": seeded_plant.url,
-        "FOREWARN_LOG_LEVEL": "WARNING",
-        "FOREWARN_MQTT__URL": "",
-    }
-    env.pop("FOREWARN_MQTT__URL")
-    log_path = ARTIFACTS / "dashboard-server.log"
     ARTIFACTS.mkdir(exist_ok=True)
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "forewarn", "dashboard", "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while True:  # wait for the health endpoint (an event), not a fixed time
-                if proc.poll() is not None:
-                    pytest.fail(f"dashboard exited with {proc.returncode}: {log_path.read_text()}")
-                try:
-                    if httpx.get(f"{base}/_stcore/health", timeout=1).text == "ok":
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"dashboard did not start: {log_path.read_text()}")
-                time.sleep(0.25)
-            yield Plant(seeded_plant.url, base, smtp_server, users, alerts)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with dashboard_server(seeded_plant.url, ARTIFACTS / "dashboard-server.log") as base:
+        yield Plant(seeded_plant.url, base, smtp_server, users, alerts)
 
 
 def _settle(page: Any) -> None:
