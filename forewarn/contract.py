@@ -305,6 +305,8 @@ def validate(
             Reason.TOPIC_MISMATCH, f"machine {machine!r} belongs to site {spec.site_id!r}"
         )
     ts = _timestamp(body, now, limits)
+    if spec is not None:
+        spec = spec.at(ts)  # judged by the registry's version in effect when it was taken
     seq = _seq(body)
     if kind == "telemetry":
         return _telemetry(body, site, machine, ts, seq, spec)

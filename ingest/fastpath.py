@@ -83,6 +83,9 @@ def fast_telemetry(
     regime = body.get("regime")
     if regime is not None and (type(regime) is not int or not 0 <= regime < 1000):
         return None
+    since = spec.since
+    if since is not None and ts < since:
+        spec = spec.at(ts)  # older than the newest registry change: the version of then
     bounds = spec.bounds
     values: dict[str, float | None] = {}
     for key, v in values_raw.items():

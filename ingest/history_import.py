@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from forewarn.assets import MachineSpec
 from forewarn.contract import MAINTENANCE_KINDS, MIN_TS, Event
 from forewarn.errors import InputError
-from forewarn.storage.assets import load_registry
+from forewarn.storage.assets import load_registry, machine_specs
 from forewarn.storage.readings import (
     copy_new_readings,
     insert_events,
@@ -143,8 +143,65 @@ class _Verdicts:
 
 
 def _specs(conn: Connection) -> tuple[dict[str, MachineSpec], set[str]]:
-    reg = load_registry(conn)
-    return reg.specs(), {s.name for t in reg.types for s in t.sensors}
+    """Machine specs with their history, and every sensor name of any type or version."""
+    specs = machine_specs(conn)
+    names = {s.name for t in load_registry(conn).types for s in t.sensors}
+    names.update(n for spec in specs.values() for _, old in spec.earlier for n in old.bounds)
+    return specs, names
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def _row_specs(
+    machine: np.ndarray, ts: pd.Series, specs: dict[str, MachineSpec]
+) -> tuple[np.ndarray, list[MachineSpec]]:
+    """Per row, the index in the returned list of the spec in effect at the row's time (-1 for an
+    unknown machine). A machine's rows from before its newest registry change get the spec of then
+    (:meth:`MachineSpec.at`, vectorised); specs that validate alike share one index, so a batch is
+    checked once per type version, not per machine."""
+    table: list[MachineSpec] = []
+    by_key: dict[tuple[Any, ...], int] = {}
+    by_id: dict[int, int] = {}
+
+    def pos(spec: MachineSpec) -> int:
+        got = by_id.get(id(spec))
+        if got is None:
+            key = (spec.type_id, tuple(sorted(spec.bounds.items())))
+            got = by_key.setdefault(key, len(table))
+            if got == len(table):
+                table.append(spec)
+            by_id[id(spec)] = got
+        return got
+
+    codes, uniques = pd.factorize(pd.Series(machine, dtype=object), use_na_sentinel=True)
+    known = [specs.get(m) for m in uniques]
+    current = np.array([-1 if s is None else pos(s) for s in known] + [-1], dtype=np.int64)
+    out = current[codes]  # code -1 (a missing machine) picks the trailing -1
+    if not any(s is not None and s.earlier for s in known):
+        return out, table
+    never = np.iinfo(np.int64).min
+    since = np.array(
+        [never if s is None or s.since is None else (s.since - _EPOCH) // _US for s in known],
+        dtype=np.int64,
+    )
+    valid = ts.notna().to_numpy() & (codes >= 0)
+    t = np.where(valid, _ts_us(ts), never)
+    old = valid & (t < since[np.where(codes >= 0, codes, 0)])
+    for c in np.unique(codes[old]).tolist():
+        spec = known[c]
+        assert spec is not None
+        rows = np.flatnonzero(old & (codes == c))
+        starts = np.array([(vf - _EPOCH) // _US for vf, _ in spec.earlier], dtype=np.int64)
+        k = np.maximum(np.searchsorted(starts, t[rows], side="right") - 1, 0)
+        out[rows] = np.array([pos(e) for _, e in spec.earlier], dtype=np.int64)[k]
+    return out, table
+
+
+def _ts_us(ts: pd.Series) -> np.ndarray:
+    """Microseconds since the epoch of UTC timestamps (NaT as the smallest int64)."""
+    return np.asarray(ts.dt.tz_localize(None).to_numpy().astype("datetime64[us]").astype(np.int64))
 
 
 def _resolve_shape(mapping: ImportMapping, columns: list[str]) -> str:
@@ -231,8 +288,7 @@ class _Prepared:
 
 def _spans(machines: np.ndarray, ts: pd.Series) -> list[tuple[str, datetime, datetime]]:
     """(machine, first time, last time) of each machine in a batch."""
-    us = ts.dt.tz_localize(None).to_numpy().astype("datetime64[us]").astype(np.int64)
-    g = pd.Series(us, index=machines).groupby(level=0)
+    g = pd.Series(_ts_us(ts), index=machines).groupby(level=0)
     lo, hi = g.min(), g.max()
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     return [
@@ -368,10 +424,10 @@ def _prepare_wide(
         matrix[:, j] = vals
     v.reject(np.isinf(matrix).any(axis=1), "non_finite", "a value is infinite")
     ok = v.ok
-    types = np.array([specs[m].type_id if m in specs else "" for m in machine], dtype=object)
-    for t in pd.unique(types[ok]):
-        rows = ok & (types == t)
-        bounds = next(s.bounds for s in specs.values() if s.type_id == t)
+    which, table = _row_specs(machine, ts, specs)
+    for k in pd.unique(which[ok]).tolist():
+        rows = ok & (which == k)
+        t, bounds = table[k].type_id, table[k].bounds
         for j, name in enumerate(names):
             col_v = matrix[:, j]
             present = rows & ~np.isnan(col_v)
@@ -486,8 +542,9 @@ def _prepare_long(
     v.reject(bad, "not_a_number", "{}={!r} is not a number", sensor, raw)
     v.reject(np.isnan(vals), "no_values", "{} is empty", mapping.value)
     v.reject(np.isinf(vals), "non_finite", "{} is infinite", sensor)
+    which, table = _row_specs(machine, ts, specs)
     for i in np.flatnonzero(v.ok):
-        spec = specs[machine[i]]
+        spec = table[which[i]]
         b = spec.bounds.get(sensor[i])
         if b is None:
             v.reject(
@@ -737,7 +794,7 @@ def import_events(
     """Import a CMMS log: a failure row becomes a failure event at its start and a repair at its
     end; preventive, inspection and repair rows become maintenance events at their end."""
     reg = load_registry(conn)
-    specs = reg.specs()
+    specs = machine_specs(conn)
     modes = {t.id: t.failure_modes for t in reg.types}
     readmap = ImportMapping(
         ts=mapping.start,
@@ -797,14 +854,15 @@ def import_events(
                 else np.full(len(df), None, dtype=object)
             )
             for f in np.flatnonzero(v.ok & (kind == "failure")).tolist():
-                known_modes = modes.get(specs[machine[f]].type_id, ())
+                # the modes of the machine's type as it was when the failure happened
+                known_modes = specs[machine[f]].at(start.iloc[f].to_pydatetime()).failure_modes
                 if fmode[f] is not None and known_modes and fmode[f] not in known_modes:
                     v.reject(
                         np.arange(len(df)) == f,
                         "unknown_failure_mode",
                         "{!r} is not one of {}",
                         fmode,
-                        list(known_modes),
+                        sorted(known_modes),
                     )
             cost = np.full(len(df), np.nan)
             if mapping.cost in columns:

@@ -1,7 +1,8 @@
 """Re-ingest dead letters that validate now (after an operator fixed the registry, say).
 
 ``forewarn deadletters replay`` calls :func:`replay_dead_letters`. Each dead letter is validated
-again with today's registry and limits, exactly as a live message; the ones that pass are written
+again with today's registry and limits, exactly as a live message (so by the registry's version in
+effect at the message's timestamp: a bounds change is not retroactive); the ones that pass are written
 with the live writer's semantics ((machine, seq) identity, events idempotent) and marked
 ``replayed_at`` in the same transaction. Replaying again skips marked ones, and a reading written
 already is an exact redelivery anyway: replay is idempotent. Only dead letters whose stored excerpt

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forewarn.assets import BEGINNING, Periods, bounded
 from forewarn.contract import Event, Message, Telemetry
 
 TIME_COL = "t_h"
@@ -151,3 +152,46 @@ def failure_modes(events: pd.DataFrame) -> dict[str, list[tuple[float, str]]]:
         str(m): sorted(zip(to_hours(g["ts"]).tolist(), g["mode"].astype(str).tolist(), strict=True))
         for m, g in f.groupby("machine_id")
     }
+
+
+def within_periods(df: pd.DataFrame, periods: Periods, ts_col: str = "ts") -> pd.DataFrame:
+    """The rows of ``df`` taken while their machine had the type ``periods`` describes (rows of
+    machines with no bounded period are all kept)."""
+    spans = bounded(periods)
+    if df.empty or not spans:
+        return df
+    machines = df["machine_id"].to_numpy()
+    ts = pd.to_datetime(df[ts_col], utc=True)
+    limited = np.isin(machines, [m for m, _, _ in spans])
+    keep = ~limited
+    for m, lo, hi in spans:
+        inside = (machines == m) & (ts >= pd.Timestamp(lo)).to_numpy()
+        if hi is not None:
+            inside &= (ts < pd.Timestamp(hi)).to_numpy()
+        keep |= inside
+    return df[keep]
+
+
+def period_starts(periods: Periods) -> dict[str, list[datetime]]:
+    """Machine -> the times it took the type ``periods`` describes (after the first version)."""
+    out: dict[str, list[datetime]] = {}
+    for m, lo, _ in bounded(periods):
+        if lo > BEGINNING:
+            out.setdefault(m, []).append(lo)
+    return out
+
+
+def restart_flags(hourly: pd.DataFrame, starts: Mapping[str, Sequence[datetime]]) -> np.ndarray:
+    """True on each machine's first hour at or after each of its ``starts``: a type taken there
+    starts a new episode, as maintenance does (feature windows do not reach across it)."""
+    flags = np.zeros(len(hourly), dtype=bool)
+    machines = hourly["machine_id"].to_numpy()
+    t = hourly[TIME_COL].to_numpy(dtype=float)
+    for machine, times in starts.items():
+        rows = np.flatnonzero(machines == machine)
+        if not len(rows):
+            continue
+        hours = [to_hours(pd.Timestamp(x).floor(BUCKET)) for x in times]
+        pos = np.searchsorted(t[rows], hours, side="left")
+        flags[rows[pos[pos < len(rows)]]] = True
+    return flags

@@ -105,7 +105,8 @@ def assets_show(
     item: Annotated[str, typer.Argument(help="A machine, machine type or site id.")],
     as_json: JsonFlag = False,
 ) -> None:
-    """One machine (with its type over time), machine type (with versions) or site."""
+    """One machine (with its versions: from when which type and bounds held, and what changed),
+    machine type (with versions) or site."""
     from forewarn.cli import _settings
     from forewarn.errors import NotFound
     from forewarn.storage import assets
@@ -127,6 +128,8 @@ def assets_show(
                     "type_id": machine.type_id,
                 },
                 "type_history": assets.machine_assignments(conn, item),
+                # what a reading taken from valid_from on means: the type and its version
+                "versions": assets.machine_versions(conn, item),
             }
         elif mtype is not None:
             out = {"machine_type": mtype, "versions": assets.type_versions(conn, item)}

@@ -14,7 +14,7 @@ version the first time they change.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from psycopg import Connection
@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 
 from forewarn.asset_file import AssetFile
 from forewarn.assets import (
+    BEGINNING,
     AssetRegistry,
     Costs,
     Line,
@@ -31,6 +32,11 @@ from forewarn.assets import (
     MachineType,
     SensorSpec,
     Site,
+    TypeVersion,
+    changes,
+    stretches,
+    type_periods,
+    with_history,
 )
 from forewarn.errors import InputError
 from forewarn.money import COST_FIELDS
@@ -116,8 +122,45 @@ def load_registry(conn: Connection) -> AssetRegistry:
 
 
 def machine_specs(conn: Connection) -> dict[str, MachineSpec]:
-    """Machine id -> validation spec (site, type, sensor bounds)."""
-    return load_registry(conn).specs()
+    """Machine id -> validation spec (site, type, sensor bounds), with the specs of earlier
+    versions attached (:meth:`MachineSpec.at` gives the one in effect at a reading's time)."""
+    reg = load_registry(conn)
+    types = {t.id: t for t in reg.types}
+    return with_history(reg.specs(), types, all_type_versions(conn), all_assignments(conn))
+
+
+def all_type_versions(conn: Connection) -> dict[str, list[TypeVersion]]:
+    """Type id -> its versions, oldest first."""
+    out: dict[str, list[TypeVersion]] = {}
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "select type_id, version, valid_from, name, sensors, failure_modes, costs"
+            " from machine_type_versions order by type_id, valid_from, version"
+        )
+        for r in cur:
+            out.setdefault(r["type_id"], []).append(
+                TypeVersion(r["valid_from"], int(r["version"]), _as_type(r))
+            )
+    return out
+
+
+def all_assignments(conn: Connection) -> dict[str, list[tuple[datetime, str]]]:
+    """Machine id -> its (valid_from, type id) assignments, oldest first."""
+    out: dict[str, list[tuple[datetime, str]]] = {}
+    for m, valid_from, type_id in conn.execute(
+        "select machine_id, valid_from, type_id from machine_type_assignments"
+        " order by machine_id, valid_from"
+    ):
+        out.setdefault(m, []).append((valid_from, type_id))
+    return out
+
+
+def machine_type_periods(
+    conn: Connection,
+) -> dict[str, dict[str, list[tuple[datetime, datetime | None]]]]:
+    """Type id -> machine -> [(from, until or None)] while the machine had that type."""
+    current = {str(r[0]): str(r[1]) for r in conn.execute("select id, type_id from machines")}
+    return type_periods(current, all_assignments(conn))
 
 
 def register_unknown_machine(conn: Connection, machine_id: str, site_id: str) -> None:
@@ -134,11 +177,6 @@ def register_unknown_machine(conn: Connection, machine_id: str, site_id: str) ->
         " on conflict do nothing",
         (machine_id, site_id),
     )
-
-
-# The first version of anything is valid from here (before any plant history; psycopg cannot
-# load -infinity into a datetime).
-BEGINNING = datetime(1900, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -476,13 +514,19 @@ def currencies(conn: Connection) -> dict[str, str | None]:
 
 
 def type_versions(conn: Connection, type_id: str) -> list[dict[str, Any]]:
-    """Every version of a machine type, oldest first."""
+    """Every version of a machine type, oldest first, each with what changed from the one before."""
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
+        rows = cur.execute(
             "select version, valid_from, name, sensors, failure_modes, costs, currency, actor,"
             " recorded_at from machine_type_versions where type_id = %s order by version",
             (type_id,),
         ).fetchall()
+    prev: MachineType | None = None
+    for r in rows:
+        t = _as_type({**r, "id": type_id})
+        r["changes"] = changes(prev, t)
+        prev = t
+    return rows
 
 
 def machine_assignments(conn: Connection, machine_id: str) -> list[dict[str, Any]]:
@@ -493,6 +537,30 @@ def machine_assignments(conn: Connection, machine_id: str) -> list[dict[str, Any
             " where machine_id = %s order by valid_from",
             (machine_id,),
         ).fetchall()
+
+
+def machine_versions(conn: Connection, machine_id: str) -> list[dict[str, Any]]:
+    """A machine's history, oldest first: from when (valid_from) which type in which version held,
+    and what changed then (a type change, bounds, sensors, failure modes, costs)."""
+    row = conn.execute("select type_id from machines where id = %s", (machine_id,)).fetchone()
+    if row is None:
+        return []
+    assigned = all_assignments(conn).get(machine_id) or [(BEGINNING, str(row[0]))]
+    versions = all_type_versions(conn)
+    out: list[dict[str, Any]] = []
+    prev: MachineType | None = None
+    for valid_from, type_id, v in stretches(assigned, versions):
+        t = v.type if v is not None else get_machine_type(conn, type_id)
+        out.append(
+            {
+                "valid_from": valid_from,
+                "type_id": type_id,
+                "type_version": None if v is None else v.version,
+                "changes": changes(prev, t),
+            }
+        )
+        prev = t
+    return out
 
 
 def machine_type_at(conn: Connection, machine_id: str, ts: datetime) -> MachineType | None:

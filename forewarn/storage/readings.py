@@ -12,6 +12,7 @@ import orjson
 from psycopg import Connection, sql
 from psycopg.types.json import Jsonb
 
+from forewarn.assets import Periods, bounded
 from forewarn.contract import Event, Telemetry
 
 _READINGS_STAGE = (
@@ -346,41 +347,74 @@ def hourly_means(
     sensors: Sequence[str],
     start: datetime | None,
     end: datetime | None,
+    periods: Periods | None = None,
 ) -> list[tuple[Any, ...]]:
     """(machine, hour, max regime, one mean per sensor) per machine and hour in ``[start, end)``.
 
-    Computed in SQL (one pass over readings, no JSON decoding in Python).
+    Computed in SQL (one pass over readings, no JSON decoding in Python). ``periods`` limits the
+    machines it names to those times (when they had the type whose sensors these are).
     """
     means = sql.SQL(", ").join(
-        sql.SQL("avg((values ->> {})::float8) as {}").format(sql.Literal(s), sql.Identifier(s))
+        sql.SQL("avg((r.values ->> {})::float8) as {}").format(sql.Literal(s), sql.Identifier(s))
         for s in sensors
     )
+    within, params = _within(periods)
     query = sql.SQL(
-        "select machine_id, date_trunc('hour', ts) as ts, max(regime) as regime, {means}"
-        " from readings where machine_id = any(%(ids)s)"
-        " and (%(start)s::timestamptz is null or ts >= %(start)s)"
-        " and (%(end)s::timestamptz is null or ts < %(end)s)"
+        "select r.machine_id, date_trunc('hour', r.ts) as ts, max(r.regime) as regime, {means}"
+        " from readings r where r.machine_id = any(%(ids)s)"
+        " and (%(start)s::timestamptz is null or r.ts >= %(start)s)"
+        " and (%(end)s::timestamptz is null or r.ts < %(end)s){within}"
         " group by 1, 2 order by 1, 2"
-    ).format(means=means)
-    params = {"ids": list(machine_ids), "start": start, "end": end}
+    ).format(means=means, within=within)
+    params |= {"ids": list(machine_ids), "start": start, "end": end}
     with conn.cursor() as cur:
         cur.execute(query, params)
         return cur.fetchall()
 
 
 def sampled_readings(
-    conn: Connection, type_id: str, sensors: Sequence[str], until: datetime, every_s: float
+    conn: Connection,
+    machine_ids: Sequence[str],
+    sensors: Sequence[str],
+    until: datetime,
+    every_s: float,
+    periods: Periods | None = None,
 ) -> list[tuple[Any, ...]]:
-    """(machine, ts, regime, one value per sensor): one reading per ``every_s`` of every machine
-    of one type before ``until``."""
-    cols = ", ".join(f"(r.values->>%s)::float8 as s{i}" for i in range(len(sensors)))
-    bucket = f"floor(extract(epoch from r.ts) / {float(every_s)!r})"  # a number, not input
-    return conn.execute(
-        f"select distinct on (r.machine_id, {bucket}) r.machine_id, r.ts, r.regime, {cols}"
-        " from readings r join machines m on m.id = r.machine_id"
-        f" where m.type_id = %s and r.ts < %s order by r.machine_id, {bucket}, r.ts",
-        (*sensors, type_id, until),
-    ).fetchall()
+    """(machine, ts, regime, one value per sensor): one reading per ``every_s`` of each machine
+    before ``until`` (within its ``periods`` where given)."""
+    cols = sql.SQL(", ").join(
+        sql.SQL("(r.values->>{})::float8").format(sql.Literal(s)) for s in sensors
+    )
+    # a number, not input
+    bucket = sql.SQL(f"floor(extract(epoch from r.ts) / {float(every_s)!r})")
+    within, params = _within(periods)
+    query = sql.SQL(
+        "select distinct on (r.machine_id, {bucket}) r.machine_id, r.ts, r.regime, {cols}"
+        " from readings r where r.machine_id = any(%(ids)s) and r.ts < %(until)s{within}"
+        " order by r.machine_id, {bucket}, r.ts"
+    ).format(bucket=bucket, cols=cols, within=within)
+    params |= {"ids": list(machine_ids), "until": until}
+    return conn.execute(query, params).fetchall()
+
+
+def _within(periods: Periods | None) -> tuple[sql.Composable, dict[str, Any]]:
+    """A filter keeping a machine's readings (alias ``r``) inside its bounded periods; machines
+    without one are not filtered. Empty (and the query unchanged) when no period is bounded."""
+    spans = bounded(periods or {})
+    if not spans:
+        return sql.SQL(""), {}
+    clause = sql.SQL(
+        " and (not (r.machine_id = any(%(p_machines)s)) or exists (select 1 from"
+        " unnest(%(p_m)s::text[], %(p_lo)s::timestamptz[], %(p_hi)s::timestamptz[])"
+        " as p(m, lo, hi) where p.m = r.machine_id and r.ts >= p.lo"
+        " and (p.hi is null or r.ts < p.hi)))"
+    )
+    return clause, {
+        "p_machines": sorted({m for m, _, _ in spans}),
+        "p_m": [m for m, _, _ in spans],
+        "p_lo": [lo for _, lo, _ in spans],
+        "p_hi": [hi for _, _, hi in spans],
+    }
 
 
 def create_readings_twin(conn: Connection, table: str) -> None:

@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 from psycopg import Connection
 
+from forewarn.assets import Periods
 from forewarn.storage.events import life_events
 from forewarn.storage.predictions import upsert_failure_probs
 from forewarn.storage.readings import sampled_readings
 from models.batch import FailureClassifier
 from models.features import FeatureSpec, RegimeNormalizer, compute_features
+from models.frames import period_starts, within_periods
 from models.labels import failure_within
 
 log = logging.getLogger(__name__)
@@ -43,16 +45,17 @@ def _hours(ts: pd.Series, origin: datetime) -> np.ndarray:
 
 def load_readings(
     conn: Connection,
-    type_id: str,
+    periods: Periods,
     sensors: list[str],
     until: datetime,
     every_s: float = SCORE_EVERY_S,
 ) -> pd.DataFrame:
-    """One reading per ``every_s`` of every machine of one type before ``until``.
+    """One reading per ``every_s`` of every machine of one type before ``until``, taken while it
+    had that type (``periods``: machine -> when).
 
     Columns: machine_id, ts, regime, then one per sensor.
     """
-    rows = sampled_readings(conn, type_id, sensors, until, every_s)
+    rows = sampled_readings(conn, sorted(periods), sensors, until, every_s, periods)
     return pd.DataFrame(rows, columns=["machine_id", "ts", "regime", *sensors])
 
 
@@ -83,21 +86,29 @@ def train_and_score(
     role: str = "champion",
 ) -> dict[str, Any]:
     """Fit one classifier per machine type on [start, split), score [split, end]; returns metrics."""
-    from forewarn.storage.assets import load_registry
+    from forewarn.storage.assets import load_registry, machine_type_periods
 
     reg = load_registry(conn)
-    events = pd.DataFrame(life_events(conn, end), columns=["machine_id", "ts", "event"])
-    failures = events[events["event"] == "failure"]
-    fail_h = {m: _hours(g["ts"], start).tolist() for m, g in failures.groupby("machine_id")}
+    all_events = pd.DataFrame(life_events(conn, end), columns=["machine_id", "ts", "event"])
+    periods = machine_type_periods(conn)
     split_h = (split - start).total_seconds() / _H
     metrics: dict[str, Any] = {}
     for mt in reg.types:
         sensors = [s.name for s in mt.sensors]
-        df = load_readings(conn, mt.id, sensors, end)
+        had = periods.get(mt.id, {})
+        df = load_readings(conn, had, sensors, end) if had else pd.DataFrame()
         if df.empty:
             continue
+        # a machine's readings and events while it had this type; taking it starts a new life
+        events = within_periods(all_events, had)
+        failures = events[events["event"] == "failure"]
+        fail_h = {m: _hours(g["ts"], start).tolist() for m, g in failures.groupby("machine_id")}
+        taken = [(m, t, "type") for m, ts in period_starts(had).items() for t in ts]
+        renewals = (
+            pd.concat([events, pd.DataFrame(taken, columns=events.columns)]) if taken else events
+        )
         df["t_h"] = _hours(df["ts"], start)
-        df["maintenance"] = _mark_renewals(df, events, start)
+        df["maintenance"] = _mark_renewals(df, renewals, start)
         train = (df["t_h"] < split_h).to_numpy()
         regime_col = "regime" if df["regime"].notna().any() else None
         norm = RegimeNormalizer.fit(df[train], sensors, regime_col=regime_col)

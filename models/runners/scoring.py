@@ -24,9 +24,11 @@ import pandas as pd
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from forewarn.assets import Periods
 from forewarn.health import LoopHealth
 from forewarn.settings import Settings
 from forewarn.storage import audit
+from forewarn.storage.assets import machine_type_periods
 from forewarn.storage.model_registry import load_checkpoint, save_checkpoint
 from forewarn.storage.predictions import champion_scored, insert_predictions
 from forewarn.storage.readings import latest_reading_time
@@ -118,13 +120,16 @@ def score_once(
         return 0  # this partition's latest completed hour is already scored
     start = end - timedelta(hours=SCORING_LOOKBACK_H)
     written = 0
+    periods = machine_type_periods(conn)
     for t, all_ids in machine_types(conn):
         ids = all_ids if machines is None else [m for m in all_ids if m in machines]
         if not ids:
             continue
         sensors = [s.name for s in t.sensors]
         models = {r: load_alias(conn, model_name(t.id), r) for r in ROLES}
-        hourly = hourly_from_db(conn, ids, sensors, start, end)
+        # a machine's hours since it took this type (readings before keep their older type)
+        had = periods.get(t.id, {})
+        hourly = hourly_from_db(conn, ids, sensors, start, end, had)
         if hourly.empty:
             continue
         hourly = _unscored(conn, hourly)
@@ -140,7 +145,7 @@ def score_once(
                     conn, _prediction_rows(preds, last, role, stored.id, sensors)
                 )
             written += _score_online(
-                conn, state, t.id, sensors, ids, hourly, settings, start, end, shard
+                conn, state, t.id, sensors, ids, hourly, settings, (start, end, had), shard
             )
     state.hour_done[shard] = end
     return written
@@ -200,15 +205,14 @@ def _score_online(
     ids: list[str],
     hourly: pd.DataFrame,
     settings: Settings,
-    start: datetime,
-    end: datetime,
+    window: tuple[datetime, datetime, Periods],
     shard: str = "",
 ) -> int:
     model, seen_h = _load_online(conn, state, type_id, sensors, settings.models.horizon_h, shard)
     new = hourly[hourly[TIME_COL] > seen_h].sort_values([TIME_COL, "machine_id"], kind="stable")
     if new.empty:
         return 0
-    failures = events_from_db(conn, ids, start, end)
+    failures = events_from_db(conn, ids, *window)
     failures = failures[failures["event"] == "failure"]
     fail_h = to_hours(failures["ts"]) if len(failures) else []
     pending_failures = sorted(

@@ -23,12 +23,13 @@ from forewarn.clock import now_on
 from forewarn.errors import StorageUnavailable
 from forewarn.settings import Settings
 from forewarn.storage import audit
+from forewarn.storage.assets import machine_type_periods
 from forewarn.storage.model_registry import newest_training_end
 from forewarn.storage.readings import latest_reading_time
 from models.bundle import ModelBundle, features_for
 from models.frames import TIME_COL, failure_modes, failure_times, to_hours
 from models.labels import failure_within
-from models.runners.history import events_from_db, hourly_from_db, machine_types
+from models.runners.history import events_from_db, hourly_from_db, machine_types, members
 from models.runners.model_registry import load_alias, model_name, register_version, set_alias
 
 log = logging.getLogger(__name__)
@@ -142,20 +143,24 @@ def train_from_db(
     if now is None:
         return []
     results = []
-    for t, ids in machine_types(conn):
+    periods = machine_type_periods(conn)
+    for t, current in machine_types(conn):
         if only_missing and load_alias(conn, model_name(t.id), "champion") is not None:
             continue
         sensors = [s.name for s in t.sensors]
         cutoff = now - timedelta(hours=HOLDOUT_H)
-        train = hourly_from_db(conn, ids, sensors, None, cutoff)
-        train_events = events_from_db(conn, ids, None, cutoff)
+        # every machine's readings from the periods it had this type (see models.runners.history)
+        had = periods.get(t.id, {})
+        ids = members(current, had)
+        train = hourly_from_db(conn, ids, sensors, None, cutoff, had)
+        train_events = events_from_db(conn, ids, None, cutoff, had)
         try:
             bundle = fit_type(t, train, train_events, horizon_h=horizon_h, seed=seed)
         except ValueError as exc:
             log.warning("not training %s: %s", t.id, exc)
             continue
-        recent = hourly_from_db(conn, ids, sensors, cutoff, None)
-        recent_events = events_from_db(conn, ids, cutoff, None)
+        recent = hourly_from_db(conn, ids, sensors, cutoff, None, had)
+        recent_events = events_from_db(conn, ids, cutoff, None, had)
         with conn.transaction():
             results.append(
                 register_bundle(
