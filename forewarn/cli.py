@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -142,6 +143,12 @@ for _area in AREAS:
 
 def main() -> None:
     """Console entry point: ForewarnError becomes a one-line message and exit code 2."""
+    # libpq names our connections after the command (`forewarn ingest`, `forewarn score`...), so
+    # pg_stat_activity shows which service holds what; a PGAPPNAME of the operator's own wins
+    # (one inherited from a parent `forewarn` process, the supervisor's say, does not)
+    if os.environ.get("PGAPPNAME", "forewarn").startswith("forewarn"):
+        words = [a for a in sys.argv[1:3] if not a.startswith("-")]
+        os.environ["PGAPPNAME"] = " ".join(["forewarn", *words])[:63]
     try:
         app()
     except ForewarnError as exc:

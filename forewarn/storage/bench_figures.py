@@ -154,3 +154,12 @@ def index_bytes(conn: psycopg.Connection, table: str) -> dict[str, int]:
         row = conn.execute(size, (name,)).fetchone()
         out[name] = int(row[0]) if row else 0
     return out
+
+
+def backend_clients(conn: psycopg.Connection) -> dict[int, str]:
+    """Server process id -> application name of every client backend of this database."""
+    rows = conn.execute(
+        "select pid, coalesce(nullif(application_name, ''), 'unnamed') from pg_stat_activity"
+        " where datname = current_database() and backend_type = 'client backend'"
+    ).fetchall()
+    return {int(r[0]): str(r[1]) for r in rows}

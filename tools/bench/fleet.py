@@ -25,7 +25,8 @@ Measured (all from the database, the API or the OS, never from the services' own
 - ``cpu_s_per_1k_msgs`` and ``rss_mb`` per service (psutil, the process and its children), the
   simulated fleet (``publisher``) and, when they run on this machine, the PostgreSQL server
   (``postgres``: the postmaster and its live backends) and the broker; ``cpu_cores_used`` is their
-  sum per second of publishing;
+  sum per second of publishing; ``postgres_cpu_s_per_1k_msgs_by_client`` splits the server's
+  share by the client its backends serve (``forewarn ingest``, ``forewarn score --loop``...);
 - ``db_bytes_per_machine_day``: growth of the schema's tables and indexes per machine and day.
 
 ``sustained``: nothing lost, the backlog drained within ``DRAIN_S`` of the end, lag not growing
@@ -248,17 +249,49 @@ def _server_pids(db_url: str, mqtt_url: str) -> dict[str, int]:
 
 
 class _Sampler(threading.Thread):
-    """Peak RSS of each service (with its children) once a second."""
+    """Once a second: peak RSS of each service (with its children), and the CPU time of every
+    PostgreSQL backend by the client it serves (libpq's application name: `forewarn ingest`...).
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    A backend's CPU is its latest reading minus its first; one that closes keeps what it had.
+    """
+
+    def __init__(self, pids: dict[str, int], db_url: str | None = None) -> None:
         super().__init__(daemon=True)
         self.pids, self.peak = pids, dict.fromkeys(pids, 0.0)
+        self.db_url = db_url
+        self.backends: dict[int, tuple[str, float, float]] = {}  # pid -> (client, first, last)
         self.stop = threading.Event()
 
     def run(self) -> None:
-        while not self.stop.wait(1.0):
-            for name, pid in self.pids.items():
-                self.peak[name] = max(self.peak[name], _tree(pid)[1])
+        conn = psycopg.connect(self.db_url, autocommit=True) if self.db_url else None
+        try:
+            while True:
+                for name, pid in self.pids.items():
+                    self.peak[name] = max(self.peak[name], _tree(pid)[1])
+                if conn is not None:
+                    self._sample_backends(conn)
+                if self.stop.wait(1.0):
+                    break
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _sample_backends(self, conn: psycopg.Connection) -> None:
+        for pid, client in bf.backend_clients(conn).items():
+            try:
+                t = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            cpu = t.user + t.system
+            first = self.backends.get(pid, (client, cpu, cpu))[1]
+            self.backends[pid] = (client, first, cpu)
+
+    def postgres_by_client(self) -> dict[str, float]:
+        """CPU seconds of the server's backends per client, since each was first seen."""
+        out: dict[str, float] = {}
+        for client, first, last in self.backends.values():
+            out[client] = out.get(client, 0.0) + last - first
+        return out
 
 
 def _tree(pid: int) -> tuple[float, float]:
@@ -390,7 +423,7 @@ def run_size(
         servers = _server_pids(url, mqtt_url)
         pids |= servers
         cpu0 = {name: _tree(pid)[0] for name, pid in pids.items()}
-        sampler = _Sampler(pids)
+        sampler = _Sampler(pids, url if "postgres" in servers else None)
         sampler.start()
         poller = _Poller(f"http://127.0.0.1:{api_port}", key)
         poller.start()
@@ -439,6 +472,11 @@ def run_size(
     cpu["publisher"] = sum(r["cpu_s"] for r in results)
     per_1k = {n: round(1000 * c / max(stored, 1), 3) for n, c in cpu.items()}
     total = round(sum(c for n, c in cpu.items()) / max(duration_s, 1e-9), 2)
+    pg_clients = {
+        n: round(1000 * c / max(stored, 1), 3)
+        for n, c in sorted(sampler.postgres_by_client().items(), key=lambda x: -x[1])
+        if c > 0
+    }
     machine_days = machines * duration_s / 86400.0
     lag_ok = (
         figures["lag_last_quarter_p99_s"] is not None
@@ -473,6 +511,7 @@ def run_size(
         "cpu_s_per_1k_msgs": per_1k,
         "rss_mb": {n: round(v, 1) for n, v in sampler.peak.items()},
         "cpu_cores_used": total,
+        "postgres_cpu_s_per_1k_msgs_by_client": pg_clients,
         "servers_measured": sorted(servers),
         "db_bytes_per_machine_day": round((bytes1 - bytes0) / machine_days),
         "storage": storage,
