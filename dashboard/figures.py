@@ -354,7 +354,7 @@ def fig_contributions(
     )
     fig.update_layout(
         title=title,
-        xaxis_title="contribution to the log-odds of failure (LightGBM SHAP values, log-odds units)",
+        xaxis_title="contribution to the log-odds of failure (SHAP)",
         **LAYOUT,
     )
     fig.update_yaxes(automargin=True)  # long human names are shown whole
@@ -472,7 +472,9 @@ def policy_frame(result: Mapping[str, object] | None) -> pd.DataFrame:
 
 def fig_policy_costs(df: pd.DataFrame, currency: str = "EUR") -> go.Figure:
     """Total cost per maintenance policy from a backtest. Columns: policy, cost (and downtime_h)."""
-    title = f"Backtest (in sample): total cost per policy ({currency})"
+    title = (
+        f"Backtest, in sample:<br>total cost per policy ({currency})"  # two lines: a narrow column
+    )
     if df.empty:
         return _empty(title, "no backtest yet")
     colors = {"predictive": "#2ca02c", "run-to-failure": "#d62728", "fixed-interval": "#ff7f0e"}
@@ -486,6 +488,7 @@ def fig_policy_costs(df: pd.DataFrame, currency: str = "EUR") -> go.Figure:
         )
     )
     fig.update_layout(title=title, yaxis_title=f"cost ({currency})", height=380, **LAYOUT)
+    fig.update_layout(margin={"t": 70})  # room for the two-line title
     return fig
 
 
@@ -525,7 +528,7 @@ def fig_model_metrics(
 
 def fig_role_comparison(df: pd.DataFrame) -> go.Figure:
     """Mean failure probability over time per scoring role. Columns: bucket, role, failure_prob."""
-    title = "Champion vs challenger: mean failure probability"
+    title = "Mean failure probability per role (champion, challenger, online)"
     if df.empty:
         return _empty(title, "no predictions in this window")
     fig = go.Figure()
@@ -603,6 +606,8 @@ def fig_drift(
         height=320,
         **LAYOUT,
     )
+    # half a row of room above and below, so the outer rows' markers are not cut in half
+    fig.update_yaxes(range=[-0.5, len(set(rows)) - 0.5])
     if window is not None:
         lo, hi = window
         seen = pd.to_datetime(df["at"], utc=True)

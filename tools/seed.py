@@ -186,8 +186,8 @@ def _contributions(
     feats = {}
     for i, s in enumerate(sensors):
         weight = (1.0 if i in (1, 3, 4) else 0.3) * wear
-        feats[f"{s[0]}_mean_1h"] = round(float(weight * 0.6 + rng.normal(0, 0.02)), 4)
-        feats[f"{s[0]}_slope_6h"] = round(float(weight * 0.4 + rng.normal(0, 0.02)), 4)
+        feats[f"{s[0]}__mean_6"] = round(float(weight * 0.6 + rng.normal(0, 0.02)), 4)
+        feats[f"{s[0]}__slope_24"] = round(float(weight * 0.4 + rng.normal(0, 0.02)), 4)
     top = sorted(feats.items(), key=lambda kv: -abs(kv[1]))[:6]
     return json.dumps(dict(top))
 

@@ -7,7 +7,7 @@ from datetime import datetime, time, timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import auth, data, people
+from dashboard import auth, data, people, tables
 from forewarn.errors import Conflict, NotFound
 
 ROLES = ("viewer", "operator", "maintenance", "admin")
@@ -36,7 +36,7 @@ def _table(df: pd.DataFrame, columns: list[str], key: str) -> None:
     if df.empty:
         st.caption("Nothing yet.")
         return
-    st.dataframe(df[columns].fillna("—"), hide_index=True, key=key)
+    tables.show(df, columns, key=key)
 
 
 def _opt(v: str) -> str | None:
@@ -178,12 +178,7 @@ def log_tab(url: str) -> None:
         return
     cols = ["id", "created_at", "channel", "channel_kind", "kind", "subject", "status", "attempts",
             "delivered_at", "last_error"]  # fmt: skip
-    st.dataframe(
-        log[cols].fillna("—"),
-        hide_index=True,
-        key="admin_log",
-        column_config={"subject": st.column_config.TextColumn("subject", width="large")},
-    )
+    tables.show(log, cols, key="admin_log")
 
 
 user = auth.require_user()

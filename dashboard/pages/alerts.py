@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import auth, charts, data, figures, people
+from dashboard import auth, charts, data, figures, people, tables
 from forewarn.errors import Conflict, NotFound
 from models.calibration import fmt_prob
 
@@ -20,9 +20,9 @@ STATUS_LABELS = {
 }
 RECENT_DAYS = 7.0
 MAINTENANCE_ACTIONS = ("inspection", "preventive", "repair")  # the API's MaintenanceAction
-TABLE_COLUMNS = [
-    "id", "status", "severity", "machine_id", "mode", "failure_prob", "ttf_h", "created_at",
-    "updated_at", "recommended_action",
+TABLE_COLUMNS = [  # the recommended action early and wide: it is what people act on
+    "id", "machine_id", "severity", "status", "recommended_action", "failure_prob", "ttf_h", "mode",
+    "created_at", "updated_at",
 ]  # fmt: skip
 
 
@@ -34,15 +34,7 @@ def _table(df: pd.DataFrame, key: str) -> None:
     if df.empty:
         st.caption("None.")
         return
-    st.dataframe(
-        df[TABLE_COLUMNS],
-        hide_index=True,
-        key=key,
-        column_config={
-            "failure_prob": st.column_config.NumberColumn("P(failure)", format="percent"),
-            "ttf_h": st.column_config.NumberColumn("TTF (h)", format="%.0f"),
-        },
-    )
+    tables.show(df, TABLE_COLUMNS, key=key)
 
 
 @st.fragment(run_every=LIVE_REFRESH_S)

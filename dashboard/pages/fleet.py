@@ -15,7 +15,7 @@ STALE_AFTER = timedelta(minutes=15)
 
 
 def _filtered(df: pd.DataFrame) -> pd.DataFrame:
-    c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
+    c1, c2, c3, c4 = st.columns([5, 5, 5, 4])  # wide enough for "Open alerts only" in full
     sites = c1.multiselect("Site", sorted(df["site_id"].dropna().unique()), key="fleet_sites")
     lines = c2.multiselect("Line", sorted(df["line_id"].dropna().unique()), key="fleet_lines")
     types = c3.multiselect("Type", sorted(df["type_id"].dropna().unique()), key="fleet_types")
@@ -68,7 +68,7 @@ def live(url: str) -> None:
             "type": view["type_id"],
             "P(failure)": view["failure_prob"],
             "RUL (h)": view["rul_h"],
-            "mode": view["predicted_mode"],
+            "mode": view["predicted_mode"].map(lambda m: str(m).replace("_", " ") if m else ""),
             "open alerts": view["open_alerts"].astype(int),
             "severity": view["top_severity"].fillna(""),
             "last reading": view["last_reading_at"],

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from dashboard import auth, charts, data, figures
+from dashboard import auth, charts, data, figures, tables
 from models.calibration import fmt_prob
 
 LIVE_REFRESH_S = 60
@@ -19,7 +18,7 @@ if fleet.empty:
     st.stop()
 ids = fleet["machine_id"].tolist()  # riskiest first
 wanted = st.session_state.get("machine_id")
-c1, c2 = st.columns([3, 1])
+c1, c2 = st.columns([1, 1])  # the window control needs its five labels in full
 machine_id = c1.selectbox(
     "Machine", ids, index=ids.index(wanted) if wanted in ids else 0, key="machine_pick"
 )
@@ -45,7 +44,8 @@ def live(url: str, machine_id: str, days: float) -> None:
     )
     active = d.alerts[d.alerts["status"].isin(data.ACTIVE)] if not d.alerts.empty else d.alerts
     m3.metric("Open alerts", len(active))
-    m4.metric("Predicted mode", latest.get("mode") or "–")
+    mode = latest.get("mode")
+    m4.metric("Predicted mode", str(mode).replace("_", " ") if mode else "–")
     units = {s["name"]: s["unit"] for s in info.get("sensors") or []}
     fig = charts.figure(
         figures.fig_sensor_trends,
@@ -66,11 +66,8 @@ def live(url: str, machine_id: str, days: float) -> None:
         if d.timeline.empty:
             st.caption("Nothing in this window.")
         else:
-            st.dataframe(
-                d.timeline.sort_values("ts", ascending=False),
-                hide_index=True,
-                column_config={"duration_h": st.column_config.NumberColumn("hours", format="%.1f")},
-            )
+            timeline = d.timeline.sort_values("ts", ascending=False)
+            tables.show(timeline, [c for c in timeline.columns if c in tables.LABELS])
     orders = data.machine_orders(url, machine_id)
     if orders:
         st.markdown("**Maintenance orders** (plant time)")
@@ -80,24 +77,9 @@ def live(url: str, machine_id: str, days: float) -> None:
     if d.alerts.empty:
         st.caption("No alerts for this machine.")
     else:
-        cols = [
-            "id",
-            "status",
-            "severity",
-            "mode",
-            "failure_prob",
-            "ttf_h",
-            "created_at",
-            "recommended_action",
-        ]
-        st.dataframe(
-            pd.DataFrame(d.alerts[cols]),
-            hide_index=True,
-            column_config={
-                "failure_prob": st.column_config.NumberColumn("P(failure)", format="percent"),
-                "ttf_h": st.column_config.NumberColumn("TTF (h)", format="%.0f"),
-            },
-        )
+        cols = ["id", "status", "severity", "recommended_action", "failure_prob", "ttf_h", "mode",
+                "created_at"]  # fmt: skip
+        tables.show(d.alerts, cols)
 
 
 live(url, machine_id, days)

@@ -91,10 +91,16 @@ def backtest_section(result: dict[str, Any], key: str) -> None:
         "Saved vs fixed-interval (in sample)", _money(result.get("savings_vs_fixed_interval"))
     )
     by_type = result.get("thresholds_by_type") or {}
-    c3.metric(
-        "Alert thresholds by type",
-        ", ".join(f"{t} {'never' if v is None else f'{v:.2f}'}" for t, v in sorted(by_type.items()))
-        or "–",
+    # one line per type: a metric would cut the list after the first type or two
+    c3.markdown(
+        "**Alert thresholds by type**\n\n"
+        + (
+            "\n".join(
+                f"- {t}: **{'never' if v is None else f'{v:.2f}'}**"
+                for t, v in sorted(by_type.items())
+            )
+            or "–"
+        )
     )
     policies = figures.policy_frame(result)
     left, right = st.columns([2, 3])

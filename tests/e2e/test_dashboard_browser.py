@@ -411,3 +411,42 @@ def test_what_if_recompute(session: Any, plant: Plant) -> None:
     expect(page.get_by_text(re.compile(r"Recomputed for .* with 1 changed cost"))).to_be_visible()
     _no_exception(page, "what-if")
     screenshot(page, "dashboard-roi-what-if")
+
+
+def test_models_side_by_side(session: Any, plant: Plant) -> None:
+    """Champion, challenger and online model of each machine type in one row of three boxes; a
+    type without a challenger says so; drift is drawn on the plant clock."""
+    from playwright.sync_api import expect
+
+    page = session
+    nav = _login(page, plant)
+    _goto(page, nav, "Models", "Model monitoring")
+    expect(
+        page.get_by_role("heading", name="Champion, challenger and online model")
+    ).to_be_visible()
+    cnc = ["Champion · pm-cnc v1", "Challenger · pm-cnc v2", "Online · online-cnc"]
+    for text in cnc:
+        expect(page.get_by_text(text, exact=True).first).to_be_visible()
+    # the three boxes (Streamlit columns) sit on one row, left to right; waited for, as the page
+    # may still be laying out when the texts appear
+    page.wait_for_function(
+        """(texts) => {
+            const box = (t) => [...document.querySelectorAll('[data-testid="stColumn"]')]
+                .find((c) => [...c.querySelectorAll("p")].some((p) => p.innerText.trim() === t));
+            const r = texts.map(box).map((c) => c && c.getBoundingClientRect());
+            return r.every(Boolean) && Math.abs(r[0].top - r[2].top) < 2
+                && Math.abs(r[0].top - r[1].top) < 2 && r[0].right <= r[1].left
+                && r[1].right <= r[2].left;
+        }""",
+        arg=cnc,
+    )
+    expect(page.get_by_text(re.compile(r"^No challenger yet — `?forewarn retrain"))).to_be_visible()
+    expect(page.get_by_text("Learned up to (plant time)").first).to_be_visible()
+    drift = page.locator('[data-testid="stPlotlyChart"]', has_text="Drift detections (plant time)")
+    expect(drift).to_be_visible()
+    expect(drift.locator(".xtitle")).to_have_text("plant time (UTC)")
+    _no_exception(page, "models")
+    main = page.locator('[data-testid="stMain"]').inner_text()
+    for raw in ("None", "nan", "NaT"):
+        assert not re.search(rf"\b{raw}\b", main), f"{raw!r} shown on the Models page"
+    screenshot(page, "dashboard-models-side-by-side")
