@@ -189,13 +189,20 @@ def _row_specs(
     valid = ts.notna().to_numpy() & (codes >= 0)
     t = np.where(valid, _ts_us(ts), never)
     old = valid & (t < since[np.where(codes >= 0, codes, 0)])
+    # machines with the same history (a type's versions) are looked up together
+    histories: dict[tuple[tuple[datetime, int], ...], int] = {}
+    group = np.full(len(known) + 1, -1, dtype=np.int64)
     for c in np.unique(codes[old]).tolist():
         spec = known[c]
         assert spec is not None
-        rows = np.flatnonzero(old & (codes == c))
-        starts = np.array([(vf - _EPOCH) // _US for vf, _ in spec.earlier], dtype=np.int64)
+        key = tuple((vf, pos(e)) for vf, e in spec.earlier)
+        group[c] = histories.setdefault(key, len(histories))
+    row_group = group[codes]
+    for key, g in histories.items():
+        rows = np.flatnonzero(old & (row_group == g))
+        starts = np.array([(vf - _EPOCH) // _US for vf, _ in key], dtype=np.int64)
         k = np.maximum(np.searchsorted(starts, t[rows], side="right") - 1, 0)
-        out[rows] = np.array([pos(e) for _, e in spec.earlier], dtype=np.int64)[k]
+        out[rows] = np.array([i for _, i in key], dtype=np.int64)[k]
     return out, table
 
 
@@ -424,20 +431,25 @@ def _prepare_wide(
         matrix[:, j] = vals
     v.reject(np.isinf(matrix).any(axis=1), "non_finite", "a value is infinite")
     ok = v.ok
+    # each row's bounds per sensor column, from the spec in effect at its time (one pass)
     which, table = _row_specs(machine, ts, specs)
-    for k in pd.unique(which[ok]).tolist():
-        rows = ok & (which == k)
-        t, bounds = table[k].type_id, table[k].bounds
+    lo, hi = np.zeros((len(table) + 1, len(names))), np.zeros((len(table) + 1, len(names)))
+    declared = np.zeros((len(table) + 1, len(names)), dtype=bool)
+    for k, spec in enumerate(table):
         for j, name in enumerate(names):
-            col_v = matrix[:, j]
-            present = rows & ~np.isnan(col_v)
-            if name not in bounds:
-                v.reject(present, "unknown_sensor", "{} is not a sensor of {}", name, t)
-                continue
-            lo, hi = bounds[name]
-            with np.errstate(invalid="ignore"):
-                oob = present & ((col_v < lo) | (col_v > hi))
-            v.reject(oob, "out_of_bounds", "{}={:g} outside [{:g}, {:g}]", name, col_v, lo, hi)
+            if name in spec.bounds:
+                declared[k, j] = True
+                lo[k, j], hi[k, j] = spec.bounds[name]
+    type_of = np.array([s.type_id for s in table] + [""], dtype=object)[which]
+    for j, name in enumerate(names):
+        col_v = matrix[:, j]
+        present = ok & ~np.isnan(col_v)
+        lo_j, hi_j = lo[which, j], hi[which, j]
+        unknown = present & ~declared[which, j]
+        v.reject(unknown, "unknown_sensor", "{} is not a sensor of {}", name, type_of)
+        with np.errstate(invalid="ignore"):
+            oob = present & ~unknown & ((col_v < lo_j) | (col_v > hi_j))
+        v.reject(oob, "out_of_bounds", "{}={:g} outside [{:g}, {:g}]", name, col_v, lo_j, hi_j)
     v.reject(np.isnan(matrix).all(axis=1), "no_values", "every sensor is empty")
     regime = None
     if mapping.regime is not None:
