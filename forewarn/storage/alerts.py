@@ -9,7 +9,7 @@ counter *before* any alert row lock keeps the lock order the same everywhere (no
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -427,12 +427,14 @@ def machine_conditions(
     return {r[0]: (str(r[1]), r[2]) for r in rows}
 
 
-def alerts_overtaken(conn: Connection) -> list[dict[str, Any]]:
+def alerts_overtaken(
+    conn: Connection, machine_ids: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
     """Active alerts whose machine failed or was taken into maintenance after the alert's data.
 
     One row per alert with the first such plant event: ``event`` ('failure' | 'maintenance'),
     ``event_ts``, ``failure_mode``, and the machine type's ``planned_hours`` (the warning a crew
-    needs to plan the work).
+    needs to plan the work). ``machine_ids`` limits it to those machines' alerts (None: all).
     """
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
@@ -447,7 +449,9 @@ def alerts_overtaken(conn: Connection) -> list[dict[str, Any]]:
             "   and (e.event in ('failure', 'maintenance')"
             "        or (e.event = 'state' and e.detail->>'state' = 'maintenance'))"
             "   order by (e.event = 'failure') desc, e.ts limit 1) e"
-            " where a.status in ('open', 'acknowledged') order by a.id"
+            " where a.status in ('open', 'acknowledged')"
+            " and (%(ids)s::text[] is null or a.machine_id = any(%(ids)s::text[])) order by a.id",
+            {"ids": None if machine_ids is None else list(machine_ids)},
         )
         return cur.fetchall()
 
@@ -500,21 +504,37 @@ def new_champion_predictions(
 ) -> list[dict[str, Any]]:
     """Champion predictions newer than each machine's processed position, per machine in time order.
 
-    ``machine_ids`` limits it to one partition's machines (None: every machine).
+    ``machine_ids`` limits it to those machines (None: every machine). One index probe per
+    machine: the alert runner calls it when :func:`listen_champion` says there is something new.
     """
+    ids = "select id from machines" if machine_ids is None else "select unnest(%(ids)s::text[])"
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             "select p.machine_id, m.type_id, p.ts, p.model_version_id, p.failure_prob, p.rul_h,"
             " p.rul_low_h, p.rul_high_h, p.mode, p.contributions, p.data_quality"
-            " from machines m left join alert_state s on s.machine_id = m.id"
+            f" from ({ids}) as w(id) join machines m on m.id = w.id"
+            " left join alert_state s on s.machine_id = m.id"
             " cross join lateral (select * from predictions p where p.machine_id = m.id"
             "   and p.role = 'champion' and p.ts > coalesce(s.last_ts, '-infinity')"
-            "   order by p.ts limit %s) p"
-            " where %s::text[] is null or m.id = any(%s::text[])"
+            "   order by p.ts limit %(n)s) p"
             " order by p.machine_id, p.ts",
-            (per_machine, machine_ids, machine_ids),
+            {"n": per_machine, "ids": None if machine_ids is None else list(machine_ids)},
         )
         return cur.fetchall()
+
+
+CHAMPION_CHANNEL = "forewarn_champion"  # migration 075: NOTIFY on every new champion prediction
+
+
+def listen_champion(conn: Connection, on_new: Callable[[], None]) -> None:
+    """Call ``on_new`` whenever champion predictions were committed (LISTEN, migration 075).
+
+    ``on_new`` runs inside psycopg's result processing of a later statement on ``conn``, so it
+    must only set a flag. Any schema's predictions wake it (schemas on one database share the
+    channel): a wake with nothing new costs one look, a missed one an alert.
+    """
+    conn.add_notify_handler(lambda n: on_new() if n.channel == CHAMPION_CHANNEL else None)
+    conn.execute(f"listen {CHAMPION_CHANNEL}")
 
 
 def flag_predictions(conn: Connection, flags: Iterable[tuple[str, datetime, str]]) -> None:

@@ -120,54 +120,42 @@ def trim_pass_log(conn: Connection, keep_s: float) -> int:
     ).rowcount
 
 
-def machines_by_type(conn: Connection) -> dict[str, list[str]]:
-    """Machine ids of each type."""
-    out: dict[str, list[str]] = {}
-    for m, t in conn.execute("select id, type_id from machines order by id").fetchall():
-        out.setdefault(t, []).append(m)
-    return out
-
-
 # --- streaming alerts -------------------------------------------------------------------------
 
 
-def new_stream_predictions(
-    conn: Connection, machine_ids: Sequence[str], since: datetime
-) -> list[dict[str, Any]]:
-    """Streaming predictions of the machines with ts > ``since``, by machine and ts."""
-    if not machine_ids:
-        return []
+def unapplied_stream_predictions(conn: Connection, since: datetime) -> list[dict[str, Any]]:
+    """Streaming predictions with ts > ``since`` that their machine's alert state has not applied
+    yet (ts after its ``last_ts``), by machine and ts, each with that state (``consecutive_high``,
+    ``active``, ``last_ts``; None for a machine without one).
+
+    Only what changed comes back, whatever the fleet size: rows already applied are left out by
+    the server, and ``since`` (with the ts index) bounds the scan.
+    """
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            "select machine_id, ts, failure_prob, anomaly, contributions, data_quality"
-            " from predictions where role = 'stream' and ts > %s and machine_id = any(%s)"
-            " order by machine_id, ts",
-            (since, list(machine_ids)),
+            "select p.machine_id, p.ts, p.failure_prob, p.anomaly, p.contributions,"
+            " p.data_quality, s.consecutive_high, s.active, s.last_ts"
+            " from predictions p left join alert_stream_state s on s.machine_id = p.machine_id"
+            " where p.role = 'stream' and p.ts > %s and (s.last_ts is null or p.ts > s.last_ts)"
+            " order by p.machine_id, p.ts",
+            (since,),
         )
         return cur.fetchall()
-
-
-def load_stream_states(
-    conn: Connection, machine_ids: Sequence[str]
-) -> dict[str, tuple[int, bool, datetime]]:
-    rows = conn.execute(
-        "select machine_id, consecutive_high, active, last_ts from alert_stream_state"
-        " where machine_id = any(%s)",
-        (list(machine_ids),),
-    ).fetchall()
-    return {r[0]: (int(r[1]), bool(r[2]), r[3]) for r in rows}
 
 
 def save_stream_states(
     conn: Connection, states: Sequence[tuple[str, int, bool, datetime]], *, now: datetime
 ) -> None:
+    """Upsert (machine, consecutive_high, active, last_ts) rows in one statement."""
     if not states:
         return
-    with conn.cursor() as cur:
-        cur.executemany(
-            "insert into alert_stream_state (machine_id, consecutive_high, active, last_ts,"
-            " updated_at) values (%s, %s, %s, %s, %s) on conflict (machine_id) do update"
-            " set consecutive_high = excluded.consecutive_high, active = excluded.active,"
-            " last_ts = excluded.last_ts, updated_at = excluded.updated_at",
-            [(*s, now) for s in states],
-        )
+    cols = list(zip(*states, strict=True))
+    conn.execute(
+        "insert into alert_stream_state (machine_id, consecutive_high, active, last_ts,"
+        " updated_at) select m, n, a, t, %s"
+        " from unnest(%s::text[], %s::int[], %s::bool[], %s::timestamptz[]) as u(m, n, a, t)"
+        " on conflict (machine_id) do update"
+        " set consecutive_high = excluded.consecutive_high, active = excluded.active,"
+        " last_ts = excluded.last_ts, updated_at = excluded.updated_at",
+        (now, *(list(c) for c in cols)),
+    )

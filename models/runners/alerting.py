@@ -10,14 +10,17 @@ import logging
 import math
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from time import monotonic
 from typing import Any
 
 import psycopg
 
 from forewarn.clock import now_on
 from forewarn.health import LoopHealth
+from forewarn.partitions import partition_of
 from forewarn.settings import Settings
 from forewarn.storage import alerts as store
 from forewarn.storage.assets import load_registry
@@ -29,6 +32,7 @@ SYSTEM_ACTOR = "system"
 UNSPECIFIED_MODE = "unspecified"
 MIN_THRESHOLD_SAMPLES = 50
 SERVICE = "alerts"
+HOUSEKEEPING_S = 5.0  # overtaken alerts without new scores, escalation, reminders and digests
 
 
 def _new_alert(p: dict[str, Any], now: datetime, version: int | None = None) -> store.NewAlert:
@@ -74,12 +78,15 @@ def run_alerting_once(
     now: datetime,
     *,
     machines: Sequence[str] | None = None,
+    owns: Callable[[str], bool] | None = None,
     escalate: bool = True,
 ) -> int:
     """Process every new champion prediction and escalate overdue alerts; returns alerts raised.
 
-    ``machines`` limits the pass to one partition's machines; ``escalate`` (and closing alerts the
-    machine has overtaken) is done by one worker, the holder of partition 0.
+    ``machines`` limits the pass to those machines, ``owns`` to the machines of this worker's
+    partitions (the alert loop). The overtaken alerts of every machine with new predictions are
+    closed before its predictions are applied; ``escalate`` also closes those of every machine and
+    escalates overdue alerts (the alert loop does that on its own, slower cadence).
 
     Alerts are raised by :func:`models.policy.scan` under the live policy version (read at the
     start of every pass, so a promotion takes effect from the next pass) -- the same function the
@@ -94,8 +101,11 @@ def run_alerting_once(
         preds = store.new_champion_predictions(conn, machine_ids=machines)
         by_machine: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for p in preds:
-            by_machine[p["machine_id"]].append(p)
+            if owns is None or owns(p["machine_id"]):
+                by_machine[p["machine_id"]].append(p)
         machines = list(by_machine)
+        if machines and not escalate:
+            close_overtaken(conn, now, machines=machines)
         conditions = store.machine_conditions(conn, machines)
         states = store.load_states(conn, machines)
         open_ = store.open_alerts(conn, machines)
@@ -190,16 +200,25 @@ def run_alerting_once(
     return raised
 
 
-def close_overtaken(conn: psycopg.Connection, now: datetime) -> int:
+def close_overtaken(
+    conn: psycopg.Connection,
+    now: datetime,
+    *,
+    machines: Sequence[str] | None = None,
+    owns: Callable[[str], bool] | None = None,
+) -> int:
     """Close active alerts the machine has overtaken; returns how many.
 
     A failure after the alert's data closes it as ``failed`` with its outcome: ``caught_in_time``
     when the alert came at least the machine type's planned-work hours before the failure (the
     warning was early enough, the work was not done), else ``too_late``. Maintenance started
-    after it (scheduled, or ordered for another alert) clears it.
+    after it (scheduled, or ordered for another alert) clears it. ``machines`` limits it to those
+    machines' alerts, ``owns`` to this worker's partitions (None: every machine).
     """
     closed = 0
-    for a in store.alerts_overtaken(conn):
+    for a in store.alerts_overtaken(conn, machines):
+        if owns is not None and not owns(a["machine_id"]):
+            continue  # another worker's partition: it closes this one
         if a["event"] == "failure":
             lead_h = (a["event_ts"] - a["created_at"]).total_seconds() / 3600.0
             outcome = "caught_in_time" if lead_h >= float(a["planned_hours"]) else "too_late"
@@ -272,6 +291,47 @@ def update_cost_thresholds(
     return out
 
 
+@dataclass
+class ChampionWatch:
+    """When the loop must look for new champion predictions (they come every scoring interval,
+    not every pass): after a notification (migration 075), on a new connection, when this worker
+    gained a partition (its last holder may have died before applying them), and every
+    ``rescan_s`` (a LISTEN does not survive a transaction-mode pooler)."""
+
+    rescan_s: float = 60.0
+    conn: psycopg.Connection | None = None
+    notified: bool = True
+    fenced: frozenset[int] = frozenset()
+    scanned_at: float = -math.inf
+
+    def attach(self, conn: psycopg.Connection) -> None:
+        """LISTEN on a new connection, outside a transaction (a LISTEN starts at commit)."""
+        if conn is not self.conn:
+            store.listen_champion(conn, self._notify)
+            self.conn, self.notified = conn, True
+
+    def due(self, fenced: Sequence[int]) -> bool:
+        """Whether this pass looks; clears the reasons (call :meth:`failed` if the pass fails)."""
+        gained = bool(set(fenced) - self.fenced)
+        self.fenced = frozenset(fenced)
+        now = monotonic()
+        if not (self.notified or gained or now - self.scanned_at >= self.rescan_s):
+            return False
+        self.notified, self.scanned_at = False, now
+        return True
+
+    def failed(self) -> None:
+        self.notified = True
+
+    def _notify(self) -> None:
+        self.notified = True
+
+
+def _owner(partitions: Sequence[int], count: int) -> Callable[[str], bool]:
+    mine = frozenset(partitions)
+    return lambda machine: partition_of(machine, count) in mine
+
+
 def run_alerting_loop(
     settings: Settings,
     url: str,
@@ -281,56 +341,70 @@ def run_alerting_loop(
     webhook_client: Any = None,
     health: LoopHealth | None = None,
 ) -> None:
-    """Run :func:`run_alerting_once` (and webhook and notification deliveries) every ``interval_s`` until ``stop`` is set.
+    """Run the alert passes every ``interval_s`` until ``stop`` is set.
 
     Champion and streaming alerts, for the partitions this worker holds (`forewarn.scaleout`),
-    each partition in a transaction behind its lease fence; the holder of partition 0 also
-    escalates and sends webhooks. A database outage is logged and retried with backoff.
+    in one transaction behind their lease fences. A pass does work in proportion to what changed:
+    the streaming scores not applied yet, and the champion predictions when some were written
+    (:class:`ChampionWatch`). Every ``HOUSEKEEPING_S``, each worker closes the overtaken alerts of
+    its machines and the holder of partition 0 escalates overdue alerts and queues reminders,
+    escalations and digests; that holder also sends webhooks and notifications every pass. A
+    database outage is logged and retried with backoff.
     """
     from forewarn.egress import EgressPolicy
-    from forewarn.notify.delivery import notify_tick
-    from forewarn.partitions import split
+    from forewarn.notify.delivery import deliver_notifications, notify_tick
     from forewarn.periodic import run_periodic
     from forewarn.scaleout import LeaseKeeper
     from forewarn.storage import leases
-    from forewarn.storage.stream import machines_by_type
     from forewarn.webhooks import deliver_pending
     from models.runners.stream_alerting import initial_since, next_since, run_stream_alerting_once
 
     m = settings.models
     keeper = LeaseKeeper(SERVICE, m.partitions, m.lease_s)
     since: dict[int, datetime] = {}
+    watch = ChampionWatch()
+    housekept = [-math.inf]  # monotonic time of the last housekeeping
+    egress = EgressPolicy.from_settings(settings.webhooks)
 
     def step(conn: psycopg.Connection) -> int:
         held = keeper.tick(conn)
         if not held:
             since.clear()
             return 0
+        watch.attach(conn)
         now = now_on(conn, settings.clock)
-        parts = split([x for ids in machines_by_type(conn).values() for x in ids], m.partitions)
+        house = monotonic() - housekept[0] >= max(HOUSEKEEPING_S, interval_s)
         with conn.transaction():  # one transaction for every held partition, behind their fences
             fenced = leases.fence_many(conn, SERVICE, keeper.worker, held)
             for p in set(since) - set(fenced):
                 since.pop(p)
-            machines = [x for p in fenced for x in parts[p]]
-            raised = run_alerting_once(conn, settings, now, machines=machines, escalate=0 in fenced)
-            start = min((since.get(p) or initial_since(now) for p in fenced), default=now)
-            n, newest = run_stream_alerting_once(conn, settings, now, machines, start)
-            raised += n
+            owns = None if len(fenced) == m.partitions else _owner(fenced, m.partitions)
+            champion = watch.due(fenced)
+            try:
+                raised = 0
+                if champion:
+                    raised = run_alerting_once(conn, settings, now, owns=owns, escalate=False)
+                start = min((since.get(p) or initial_since(now) for p in fenced), default=now)
+                n, newest = run_stream_alerting_once(conn, settings, now, start, owns=owns)
+                raised += n
+                if house and fenced:
+                    close_overtaken(conn, now, owns=owns)
+                    if 0 in fenced:
+                        store.escalate_due(conn, now=now, after_s=settings.api.escalate_after_s)
+            except BaseException:
+                if champion:
+                    watch.failed()
+                raise
+        if house:
+            housekept[0] = monotonic()
         for p in fenced:
             since[p] = next_since(since.get(p) or start, newest)
         if 0 in held and webhook_client is not None:
-            deliver_pending(
-                conn, webhook_client, policy=EgressPolicy.from_settings(settings.webhooks)
-            )
-            # reminders, escalations and digests on the plant clock, then e-mail/Teams/Slack
-            notify_tick(
-                conn,
-                settings.notify,
-                webhook_client,
-                now=now,
-                policy=EgressPolicy.from_settings(settings.webhooks),
-            )
+            deliver_pending(conn, webhook_client, policy=egress)
+            if house:  # reminders, escalations and digests on the plant clock, then delivery
+                notify_tick(conn, settings.notify, webhook_client, now=now, policy=egress)
+            else:
+                deliver_notifications(conn, settings.notify, webhook_client, policy=egress)
         return raised
 
     try:

@@ -10,7 +10,7 @@ flood `/v1/alerts/changes`); a score below the low threshold clears the open ano
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ from forewarn.settings import Settings
 from forewarn.storage import alerts as store
 from forewarn.storage import stream as stream_store
 from models import policy
+from models.runners.alerting import close_overtaken
 
 MODE = "anomaly"
 SYSTEM_ACTOR = "system"
@@ -49,32 +50,34 @@ def run_stream_alerting_once(
     conn: psycopg.Connection,
     settings: Settings,
     now: datetime,
-    machines: Sequence[str],
     since: datetime,
+    *,
+    owns: Callable[[str], bool] | None = None,
 ) -> tuple[int, datetime | None]:
-    """Apply the policy to new streaming scores of ``machines`` with ts > ``since``.
+    """Apply the policy to the streaming scores with ts > ``since`` not applied yet.
 
-    Returns (alerts raised, newest ts seen). Runs inside the caller's (fenced) transaction.
+    ``owns`` picks the machines of this worker's partitions (None: every machine). Only the
+    machines with new scores are touched: their overtaken alerts are closed first (as
+    :func:`models.runners.alerting.run_alerting_once` does), then their states advance. Returns
+    (alerts raised, newest ts applied). Runs inside the caller's (fenced) transaction.
     """
     m = settings.models
     th = policy.Thresholds(high=m.alert_high, low=m.alert_low, k=m.alert_k)
-    preds = stream_store.new_stream_predictions(conn, machines, since)
+    preds = stream_store.unapplied_stream_predictions(conn, since)
+    if owns is not None:
+        preds = [p for p in preds if owns(p["machine_id"])]
     if not preds:
         return 0, None
     ids = sorted({p["machine_id"] for p in preds})
-    states = stream_store.load_stream_states(conn, ids)
+    close_overtaken(conn, now, machines=ids)
     open_ = {k: v for k, v in store.open_alerts(conn, ids).items() if k[1] == MODE}
-    raised, saved = 0, []
+    raised = 0
     newest: datetime | None = None
-    current: dict[str, tuple[policy.HysteresisState, datetime | None]] = {
-        mid: (policy.HysteresisState(n, a), ts) for mid, (n, a, ts) in states.items()
-    }
+    current: dict[str, tuple[policy.HysteresisState, datetime]] = {}
     for p in preds:
         mid = p["machine_id"]
         newest = p["ts"] if newest is None or p["ts"] > newest else newest
-        state, last = current.get(mid, (policy.HysteresisState(), None))
-        if last is not None and p["ts"] <= last:
-            continue  # already applied
+        state = current[mid][0] if mid in current else _stored(p)
         quality = policy.data_quality(
             prob=p["failure_prob"],
             ttf_h=None,
@@ -102,11 +105,16 @@ def run_stream_alerting_once(
                         now=now,
                     )
         current[mid] = (state, p["ts"])
-    for mid, (state, last) in current.items():
-        if last is not None and mid in ids:
-            saved.append((mid, state.consecutive_high, state.active, last))
+    saved = [(mid, st.consecutive_high, st.active, last) for mid, (st, last) in current.items()]
     stream_store.save_stream_states(conn, saved, now=now)
     return raised, newest
+
+
+def _stored(p: dict[str, Any]) -> policy.HysteresisState:
+    """The machine's hysteresis as stored (a fresh one for a machine without a state row)."""
+    if p["last_ts"] is None:
+        return policy.HysteresisState()
+    return policy.HysteresisState(int(p["consecutive_high"]), bool(p["active"]))
 
 
 def initial_since(now: datetime) -> datetime:
