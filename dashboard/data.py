@@ -27,7 +27,7 @@ from forewarn.storage import assets as asset_store
 from forewarn.storage import fleet, keys, machines, model_registry, policies, roi, rollups
 from forewarn.storage.db import open_pool
 from forewarn.storage.rollups import BUCKETS, Bucket
-from models.calibration import calibration_report
+from models.calibration import BINS, report_from_sums
 from models.roi import reprice
 
 LIVE_TTL_S = 15  # fleet health, alerts: a new prediction shows within this time
@@ -207,8 +207,9 @@ def load_models(conn: Connection, since: datetime, until: datetime) -> dict[str,
 def live_calibration(conn: Connection, role: str = "champion") -> dict[str, Any]:
     """Calibration of a role's live predictions on labelled outcomes (as `models show`)."""
     horizon = load_settings().models.horizon_h
-    rows = alert_store.labelled_predictions(conn, horizon_h=horizon, role=role)
-    return calibration_report(rows, horizon_h=horizon)
+    # summed per type and bin in the database: ten rows a type, not every labelled prediction
+    sums = alert_store.calibration_sums(conn, horizon_h=horizon, bins=BINS, role=role)
+    return report_from_sums(sums, horizon_h=horizon, bins=BINS)
 
 
 # --- cached access for the Streamlit pages -----------------------------------------------------

@@ -12,7 +12,7 @@ calibration error (ECE, the count-weighted mean gap between the two).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,41 +20,78 @@ import numpy as np
 BINS = 10
 
 
-def calibration(
+# Per probability bin: (bin, count, sum of probabilities, positives, sum of squared errors). The
+# report is computed from these sums alone, so the database can sum a plant's predictions and
+# send ten rows instead of hundreds of thousands.
+BinSums = tuple[int, int, float, int, float]
+
+
+def bin_index(p: np.ndarray, bins: int = BINS) -> np.ndarray:
+    """The reliability bin of each probability (clipped to [0, 1]; 1.0 falls in the last bin)."""
+    idx: np.ndarray = np.minimum((np.clip(p, 0.0, 1.0) * bins).astype(int), bins - 1)
+    return idx
+
+
+def bin_sums(
     probs: Sequence[float] | np.ndarray, outcomes: Sequence[int] | np.ndarray, *, bins: int = BINS
-) -> dict[str, Any]:
-    """Reliability bins, Brier score and ECE of probabilities against 0/1 outcomes."""
+) -> list[BinSums]:
+    """The per-bin sums of probabilities against 0/1 outcomes (non-empty bins only)."""
     p = np.clip(np.asarray(probs, float), 0.0, 1.0)
     y = np.asarray(outcomes, float)
     if len(p) != len(y):
         raise ValueError("probabilities and outcomes differ in length")
-    if not len(p):
-        return {"n": 0, "positives": 0, "brier": None, "ece": None, "bins": []}
-    idx = np.minimum((p * bins).astype(int), bins - 1)
-    rows = []
-    ece = 0.0
+    idx = bin_index(p, bins)
+    out = []
     for b in range(bins):
         m = idx == b
-        n = int(m.sum())
-        if not n:
-            continue
-        mean_p, rate = float(p[m].mean()), float(y[m].mean())
-        ece += n / len(p) * abs(rate - mean_p)
+        if m.any():
+            pm, ym = p[m], y[m]
+            out.append(
+                (b, int(m.sum()), float(pm.sum()), int(ym.sum()), float(((pm - ym) ** 2).sum()))
+            )
+    return out
+
+
+def from_bin_sums(sums: Iterable[BinSums], *, bins: int = BINS) -> dict[str, Any]:
+    """Reliability bins, Brier score and ECE from per-bin sums (see :data:`BinSums`)."""
+    merged: dict[int, list[float]] = {}  # bin -> [count, sum p, positives, sum squared error]
+    for b, n, sp, pos, sq in sums:
+        acc = merged.setdefault(int(b), [0, 0.0, 0, 0.0])
+        acc[0] += n
+        acc[1] += sp
+        acc[2] += pos
+        acc[3] += sq
+    total = int(sum(a[0] for a in merged.values()))
+    if not total:
+        return {"n": 0, "positives": 0, "brier": None, "ece": None, "bins": []}
+    rows = []
+    ece = 0.0
+    for b in sorted(merged):
+        count, sum_p, positives, _ = merged[b]
+        mean_p, rate = sum_p / count, positives / count
+        ece += count / total * abs(rate - mean_p)
         rows.append(
             {
                 "bin": [round(b / bins, 3), round((b + 1) / bins, 3)],
                 "mean_predicted": round(mean_p, 4),
                 "observed_rate": round(rate, 4),
-                "count": n,
+                "count": int(count),
             }
         )
     return {
-        "n": len(p),
-        "positives": int(y.sum()),
-        "brier": round(float(np.mean((p - y) ** 2)), 4),
+        "n": total,
+        "positives": int(sum(a[2] for a in merged.values())),
+        "brier": round(sum(a[3] for a in merged.values()) / total, 4),
         "ece": round(ece, 4),
         "bins": rows,
     }
+
+
+def calibration(
+    probs: Sequence[float] | np.ndarray, outcomes: Sequence[int] | np.ndarray, *, bins: int = BINS
+) -> dict[str, Any]:
+    """Reliability bins, Brier score and ECE of probabilities against 0/1 outcomes."""
+    return from_bin_sums(bin_sums(probs, outcomes, bins=bins), bins=bins)
 
 
 def fmt_prob(p: float | None) -> str:
@@ -81,9 +118,23 @@ def calibration_report(
         ps, ys = by_type.setdefault(t, ([], []))
         ps.append(p)
         ys.append(int(f))
+    return report_from_sums(
+        [(t, *s) for t, (ps, ys) in by_type.items() for s in bin_sums(ps, ys, bins=bins)],
+        horizon_h=horizon_h,
+        bins=bins,
+    )
+
+
+def report_from_sums(
+    sums: Iterable[tuple[str, int, int, float, int, float]], *, horizon_h: float, bins: int = BINS
+) -> dict[str, Any]:
+    """The calibration report from per (machine type, bin) sums, as the database adds them up."""
+    by_type: dict[str, list[BinSums]] = {}
+    for t, *s in sums:
+        by_type.setdefault(str(t), []).append(tuple(s))  # type: ignore[arg-type]
     return {
         "horizon_h": horizon_h,
         "labelled_on": "a failure within the horizon after the prediction",
-        **calibration([r[1] for r in rows], [int(r[2]) for r in rows], bins=bins),
-        "by_type": {t: calibration(ps, ys, bins=bins) for t, (ps, ys) in sorted(by_type.items())},
+        **from_bin_sums([s for ss in by_type.values() for s in ss], bins=bins),
+        "by_type": {t: from_bin_sums(ss, bins=bins) for t, ss in sorted(by_type.items())},
     }

@@ -610,6 +610,33 @@ def labelled_predictions(
     return [(str(r[2]), float(r[3]), bool(r[4])) for r in rows]
 
 
+def calibration_sums(
+    conn: Connection,
+    *,
+    horizon_h: float,
+    bins: int,
+    role: str = "champion",
+    limit: int = 200_000,
+) -> list[tuple[str, int, int, float, int, float]]:
+    """Per (machine type, probability bin): count, sum of probabilities, failures and sum of
+    squared errors over the newest labelled predictions (those of :func:`labelled_predictions`).
+
+    Bins as ``models.calibration.bin_index``: the probability clipped to [0, 1] times ``bins``,
+    rounded down, 1.0 in the last bin. Ten rows per type instead of every prediction.
+    """
+    rows = conn.execute(
+        "select type_id, least(floor(p * %(bins)s)::int, %(bins)s - 1), count(*), sum(p),"
+        "   sum(y), sum((p - y) ^ 2)"
+        " from (select type_id, greatest(least(failure_prob, 1), 0) as p, failed::int as y"
+        "   from (" + _LABELLED.format(latest="readings") + ") l) c"
+        " group by 1, 2 order by 1, 2",
+        {"h": horizon_h * 3600, "role": role, "type_id": None, "limit": limit, "bins": bins},
+    ).fetchall()
+    return [
+        (str(t), int(b), int(n), float(sp), int(pos), float(sq)) for t, b, n, sp, pos, sq in rows
+    ]
+
+
 def alert_status(conn: Connection, alert_id: int) -> str | None:
     """An alert's status, or None when there is no such alert."""
     row = conn.execute("select status from alerts where id = %s", (alert_id,)).fetchone()

@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg.types.json import Jsonb
 
-from forewarn.storage.alerts import labelled_history, labelled_predictions
+from forewarn.storage.alerts import calibration_sums, labelled_history, labelled_predictions
 from forewarn.storage.assets import upsert_registry
+from models.calibration import calibration_report, report_from_sums
 from tools.seed import seed_registry
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -99,3 +100,18 @@ def test_labelled_history_per_type_matches_the_definition(db: psycopg.Connection
     for type_id in ("cnc", "pump"):
         got = labelled_history(db, type_id, horizon_h=HORIZON_H)
         assert sorted(got) == sorted((m, ts, p, f) for t, m, ts, p, f in want if t == type_id)
+
+
+def test_calibration_summed_in_the_database_matches_the_rows(db: psycopg.Connection) -> None:
+    _plant(db)
+    db.execute("update predictions set failure_prob = 1.0 where ts = %s", (T0,))  # the last bin
+    rows = labelled_predictions(db, horizon_h=HORIZON_H)
+    want = calibration_report(rows, horizon_h=HORIZON_H, bins=10)
+    got = report_from_sums(calibration_sums(db, horizon_h=HORIZON_H, bins=10), horizon_h=HORIZON_H)
+    assert got == want
+    assert want["n"] == len(rows) and set(want["by_type"]) == {"cnc", "pump"}
+    assert want["bins"][-1]["bin"] == [0.9, 1.0] and 0 < want["brier"] < 1
+    # the newest predictions only, as labelled_predictions keeps them
+    few = report_from_sums(calibration_sums(db, horizon_h=HORIZON_H, bins=10, limit=100),
+                           horizon_h=HORIZON_H)  # fmt: skip
+    assert few["n"] == 100
