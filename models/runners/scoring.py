@@ -24,11 +24,12 @@ import pandas as pd
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from forewarn.assets import Periods
+from forewarn.assets import MachineType, Periods
 from forewarn.health import LoopHealth
+from forewarn.partitions import split
 from forewarn.settings import Settings
 from forewarn.storage import audit
-from forewarn.storage.assets import machine_type_periods
+from forewarn.storage.assets import load_registry, machine_type_periods, registry_fingerprint
 from forewarn.storage.model_registry import load_checkpoint, save_checkpoint
 from forewarn.storage.predictions import champion_scored, insert_predictions
 from forewarn.storage.readings import latest_reading_time
@@ -266,6 +267,26 @@ def _score_online(
     return _insert_predictions(conn, rows)
 
 
+@dataclass
+class _Fleet:
+    """The registry as the streaming scorer partitions it: reloaded only when it changed."""
+
+    fingerprint: str | None = None
+    types: dict[str, MachineType] = field(default_factory=dict)
+    by_type: dict[str, dict[int, list[str]]] = field(default_factory=dict)  # type -> partitions
+
+    def refresh(self, conn: Connection, partitions: int) -> None:
+        fingerprint = registry_fingerprint(conn)  # a digest, not the whole registry, every pass
+        if fingerprint == self.fingerprint:
+            return
+        reg = load_registry(conn)
+        self.types = {t.id: t for t in reg.types if t.sensors}
+        self.by_type = {
+            t: split([x.id for x in reg.machines if x.type_id == t], partitions) for t in self.types
+        }
+        self.fingerprint = fingerprint
+
+
 def run_scoring_loop(
     settings: Settings, url: str, *, stop: threading.Event, health: LoopHealth | None = None
 ) -> None:
@@ -275,11 +296,9 @@ def run_scoring_loop(
     (`forewarn.scaleout`); each partition's work runs behind the lease fence. A DB outage is retried.
     """
     from forewarn.clock import wall_now
-    from forewarn.partitions import split
     from forewarn.periodic import run_periodic
     from forewarn.scaleout import LeaseKeeper
     from forewarn.storage import leases
-    from forewarn.storage.assets import load_registry
     from forewarn.storage.stream import trim_pass_log
     from models.runners.stream_scoring import SERVICE, StreamScorer, stream_since
 
@@ -288,16 +307,14 @@ def run_scoring_loop(
     scorer = StreamScorer(keeper.worker, m.partitions, m.alert_low)
     state = ScoringState()
     last_hourly = [0.0]
+    fleet = _Fleet()
 
     def step(conn: Connection) -> int:
         held = keeper.tick(conn)
         if not held:
             return 0
-        reg = load_registry(conn)
-        types = {t.id: t for t in reg.types if t.sensors}
-        by_type = {
-            t: split([x.id for x in reg.machines if x.type_id == t], m.partitions) for t in types
-        }
+        fleet.refresh(conn, m.partitions)
+        types, by_type = fleet.types, fleet.by_type
         since = stream_since(conn)
         written = 0
         if since is not None:

@@ -8,7 +8,7 @@ import uuid
 import psycopg
 import pytest
 
-from forewarn.storage.assets import load_registry, upsert_registry
+from forewarn.storage.assets import load_registry, registry_fingerprint, upsert_registry
 from forewarn.storage.migrate import applied_migrations, available_migrations, migrate
 from forewarn.storage.readings import insert_dead_letters, insert_events, insert_readings
 from forewarn.storage.schemas import schema_url as with_schema
@@ -105,6 +105,35 @@ def test_registry_round_trip(any_db_url: str) -> None:
     assert loaded.types == reg.types
     assert loaded.machines == reg.machines
     assert loaded.specs()["s1-pump-001"].bounds["bearing_temp"] == (-20.0, 150.0)
+
+
+def test_registry_fingerprint_follows_what_the_scorer_uses(any_db_url: str) -> None:
+    """The streaming scorer reloads the registry only when this changes (models.runners.scoring)."""
+    from dataclasses import replace
+
+    from forewarn.assets import Machine, MachineType, SensorSpec
+
+    reg = make_registry(machines=4)
+    with psycopg.connect(any_db_url, autocommit=True) as conn:
+        upsert_registry(conn, reg)
+        seen = [registry_fingerprint(conn)]
+        upsert_registry(conn, reg)  # the same registry written again
+        assert registry_fingerprint(conn) == seen[-1]
+        reg.machines.append(Machine("s1-pump-004", "s1", "s1-l1", "pump"))
+        upsert_registry(conn, reg)
+        seen.append(registry_fingerprint(conn))
+        rpm = (SensorSpec("rpm", "1/min", 0.0, 3000.0),)
+        fan = MachineType("fan", "Fan", rpm, ("random",), reg.types[0].costs)
+        reg.types.append(fan)
+        reg.machines[1] = replace(reg.machines[1], type_id="fan")
+        upsert_registry(conn, reg)
+        seen.append(registry_fingerprint(conn))
+        reg.types[1] = replace(fan, sensors=(SensorSpec("rpm", "1/min", 0.0, 6000.0),))
+        upsert_registry(conn, reg)
+        seen.append(registry_fingerprint(conn))
+        conn.execute("delete from machines where id = 's1-pump-004'")
+        seen.append(registry_fingerprint(conn))
+    assert len(set(seen)) == len(seen), seen
 
 
 def test_duplicate_readings_are_stored_once(any_db_url: str) -> None:
