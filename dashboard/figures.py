@@ -80,6 +80,39 @@ def with_gaps(df: pd.DataFrame, col: str = "bucket", factor: float = 1.5) -> pd.
     return pd.concat([d, fillers], ignore_index=True).sort_values(col, kind="stable")
 
 
+def band(x: pd.Series, upper: pd.Series, lower: pd.Series) -> tuple[list[Any], list[Any]]:
+    """A filled band as closed outlines, one per run of rows where both edges are known, joined
+    by None: Plotly fills each piece of a ``fill="toself"`` trace on its own, where a pair of
+    ``tonexty`` traces fills straight across a gap (downtime drawn as a slanted wedge)."""
+    xs: list[Any] = []
+    ys: list[Any] = []
+    known = (upper.notna() & lower.notna()).to_numpy()
+    xv, uv, lv = list(x), list(upper), list(lower)
+    i = 0
+    while i < len(known):
+        if not known[i]:
+            i += 1
+            continue
+        j = i
+        while j < len(known) and known[j]:
+            j += 1
+        if xs:
+            xs.append(None)
+            ys.append(None)
+        xs += xv[i:j] + xv[i:j][::-1]
+        ys += uv[i:j] + lv[i:j][::-1]
+        i = j
+    return xs, ys
+
+
+def _band_trace(
+    x: pd.Series, upper: pd.Series, lower: pd.Series, color: str, **kw: Any
+) -> go.Scatter:
+    bx, by = band(x, upper, lower)
+    return go.Scatter(x=bx, y=by, mode="lines", line={"width": 0}, fill="toself",
+                      fillcolor=color, hoverinfo="skip", **kw)  # fmt: skip
+
+
 def fig_fleet_risk(df: pd.DataFrame) -> go.Figure:
     """Every machine as a point: remaining useful life (x, log) against failure probability (y).
 
@@ -215,56 +248,30 @@ def fig_sensor_trends(
     )
     if not predictions.empty:
         p = with_gaps(predictions)
+        upper = p["failure_prob_max"] if "failure_prob_max" in p else p["failure_prob"]
         fig.add_trace(
-            go.Scatter(
-                x=p["bucket"],
-                y=p["failure_prob_max"],
-                mode="lines",
-                line={"width": 0},
-                showlegend=False,
-                hoverinfo="skip",
-            ),
+            _band_trace(p["bucket"], upper, p["failure_prob"], "rgba(214,39,40,0.2)",
+                        showlegend=False),
             row=1,
             col=1,
-        )
+        )  # fmt: skip
         fig.add_trace(
             go.Scatter(
                 x=p["bucket"],
                 y=p["failure_prob"],
                 mode="lines",
-                fill="tonexty",
                 name="P(failure)",
                 line={"color": COLORS["high"]},
-                fillcolor="rgba(214,39,40,0.2)",
             ),
             row=1,
             col=1,
         )
         fig.add_trace(
-            go.Scatter(
-                x=p["bucket"],
-                y=p["rul_high_h"],
-                mode="lines",
-                line={"width": 0},
-                showlegend=False,
-                hoverinfo="skip",
-            ),
+            _band_trace(p["bucket"], p["rul_high_h"], p["rul_low_h"], "rgba(31,119,180,0.2)",
+                        name="RUL interval"),
             row=2,
             col=1,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=p["bucket"],
-                y=p["rul_low_h"],
-                mode="lines",
-                line={"width": 0},
-                fill="tonexty",
-                fillcolor="rgba(31,119,180,0.2)",
-                name="RUL interval",
-            ),
-            row=2,
-            col=1,
-        )
+        )  # fmt: skip
         fig.add_trace(
             go.Scatter(
                 x=p["bucket"], y=p["rul_h"], mode="lines", name="RUL", line={"color": "#1f77b4"}
@@ -276,28 +283,7 @@ def fig_sensor_trends(
     for i, name in enumerate(names, start=3):
         s = with_gaps(rollup[rollup["sensor"] == name])
         fig.add_trace(
-            go.Scatter(
-                x=s["bucket"],
-                y=s["max"],
-                mode="lines",
-                line={"width": 0},
-                showlegend=False,
-                hoverinfo="skip",
-            ),
-            row=i,
-            col=1,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=s["bucket"],
-                y=s["min"],
-                mode="lines",
-                line={"width": 0},
-                fill="tonexty",
-                fillcolor="rgba(127,127,127,0.2)",
-                showlegend=False,
-                hoverinfo="skip",
-            ),
+            _band_trace(s["bucket"], s["max"], s["min"], "rgba(127,127,127,0.2)", showlegend=False),
             row=i,
             col=1,
         )
@@ -378,7 +364,7 @@ def fig_downtime(df: pd.DataFrame, *, top: int = 25) -> go.Figure:
             go.Bar(
                 y=pivot.index,
                 x=pivot[cause],
-                name=str(cause),
+                name=str(cause).replace("_", " "),
                 orientation="h",
                 marker_color=cause_color(str(cause)),
             )

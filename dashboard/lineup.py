@@ -89,6 +89,8 @@ def _online(rows: pd.DataFrame) -> dict[str, Any]:
     hours = [h for p in pos if (h := _number(p.get("t_h"))) is not None]
     return {
         "names": sorted(rows["name"]),
+        # one name for its partitions' checkpoints (online-cnc-p0 … -p15 -> online-cnc)
+        "label": f"online-{family(str(rows['name'].iloc[0]))}",
         "partitions": len(rows),
         "scored": int(total),
         "learned": int(sum(_number(p.get("learned")) or 0.0 for p in pos)),

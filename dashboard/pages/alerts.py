@@ -32,7 +32,7 @@ def _num(v: object, spec: str = ".0f") -> str:
 
 def _table(df: pd.DataFrame, key: str) -> None:
     if df.empty:
-        st.caption("None.")
+        st.caption("No alerts.")
         return
     tables.show(df, TABLE_COLUMNS, key=key)
 

@@ -47,7 +47,7 @@ def _version(box: Any, role: str, v: dict[str, Any], cal: dict[str, Any] | None)
 
 def _online(box: Any, o: dict[str, Any], cal: dict[str, Any] | None) -> None:
     parts = f" ({o['partitions']} partitions)" if o["partitions"] > 1 else ""
-    box.markdown(f"**Online** · {', '.join(o['names'][:1])}{parts}")
+    box.markdown(f"**Online** · {o['label']}{parts}")
     box.caption(STATUS["online"])
     lines = [
         ("Learned up to (plant time)", when(o["learned_to"])),
@@ -159,7 +159,7 @@ else:
 st.subheader("Promotions and rollbacks")
 history: pd.DataFrame = m["history"]
 if history.empty:
-    st.caption("None yet.")
+    st.caption("No promotion or rollback yet.")
 else:
     st.dataframe(
         history.assign(

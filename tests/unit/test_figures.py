@@ -83,12 +83,32 @@ def test_sensor_trends_has_probability_rul_and_one_row_per_sensor() -> None:
     assert titles[:4] == ["P(failure)", "RUL (h)", "Temp (K)", "Vib (mm/s)"]
     prob = next(t for t in fig.data if t.name == "P(failure)")
     assert list(prob.y) == [0.1, 0.2, 0.7]
-    assert prob.fill == "tonexty"  # band down to the max trace drawn before it
+    shade = next(t for t in fig.data if t.fill == "toself" and t.xaxis == prob.xaxis)
+    assert list(shade.y) == [0.15, 0.3, 0.8, 0.7, 0.2, 0.1]  # up the max, back down the mean
     temp_mean = [t for t in fig.data if t.name == "temp"][0]
     assert list(temp_mean.y) == [10.0, 11.0, 12.0]
     failure = next(t for t in fig.data if t.name == "failure")
     assert list(failure.text) == ["bearing"]
     assert len([s for s in fig.layout.shapes if s.type == "line"]) >= 1  # the event's vline
+
+
+def test_bands_break_at_downtime_instead_of_bridging_it() -> None:
+    """A gap (downtime) splits a band into two outlines: nothing is filled across the gap."""
+    hours = [0, 1, 2, 3, 10, 11, 12]  # no rollups for hours 4-9: the machine was down
+    rollup = pd.DataFrame(
+        [(T0 + timedelta(hours=h), "temp", 10.0, 9.0, 11.0 + h, 12) for h in hours],
+        columns=["bucket", "sensor", "mean", "min", "max", "n"],
+    )
+    fig = figures.fig_sensor_trends(rollup, pd.DataFrame(columns=["bucket"]))
+    (shade,) = [t for t in fig.data if t.fill == "toself"]
+    xs = list(shade.x)
+    assert xs.count(None) == 1
+    cut = xs.index(None)
+    before, after = xs[:cut], xs[cut + 1 :]
+    assert max(before) == T0 + timedelta(hours=3) and min(after) == T0 + timedelta(hours=10)
+    assert list(shade.y)[:cut] == [11.0, 12.0, 13.0, 14.0, 9.0, 9.0, 9.0, 9.0]
+    x, y = figures.band(pd.Series([1, 2]), pd.Series([None, 5.0]), pd.Series([0.0, 1.0]))
+    assert (x, y) == ([2, 2], [5.0, 1.0])  # a row with an unknown edge is left out
 
 
 def test_sensor_trends_empty_inputs() -> None:

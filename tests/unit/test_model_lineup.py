@@ -69,6 +69,7 @@ def test_lineup_puts_each_role_beside_the_others() -> None:
     )  # fmt: skip
     assert abs(online["roc_auc"] - (0.9 * 300 + 0.7 * 100) / 400) < 1e-12  # weighted by use
     assert online["learned_to"] == T0 and online["drift_events"] == 1
+    assert online["label"] == "online-cnc"
     assert out["pump"]["online"]["roc_auc"] is None  # not yet any labelled prediction
 
 
