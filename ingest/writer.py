@@ -101,8 +101,11 @@ def sequence_readings(
 def _register_devices(conn: psycopg.Connection, regs: Sequence[DeviceRegistration]) -> None:
     now = wall_now()
     for reg in regs:
+        # valid from the birth, not from when ingest got to it: data the device sent after its
+        # birth but before this commit (a backlog) is judged with the sensors it declared
+        since = now if reg.born is None else min(reg.born, now)
         register_sparkplug_device(
-            conn, reg.machine, site_id=reg.site, type_id=reg.type_id, sensors=reg.sensors, now=now
+            conn, reg.machine, site_id=reg.site, type_id=reg.type_id, sensors=reg.sensors, now=since
         )
 
 

@@ -255,7 +255,9 @@ def _add_type_version(
     got = conn.execute(
         "insert into machine_type_versions (type_id, version, valid_from, name, sensors,"
         " failure_modes, costs, currency, actor)"
-        " select %(id)s, coalesce(max(version), 0) + 1, %(from)s, %(name)s, %(sensors)s,"
+        # never valid before the newest version: versions follow each other in time
+        " select %(id)s, coalesce(max(version), 0) + 1, greatest(%(from)s, max(valid_from)),"
+        " %(name)s, %(sensors)s,"
         " %(modes)s, %(costs)s, %(currency)s, %(actor)s"
         " from machine_type_versions where type_id = %(id)s returning version",
         {

@@ -56,6 +56,7 @@ class DeviceRegistration:
     site: str
     type_id: str
     sensors: tuple[SensorSpec, ...]
+    born: datetime | None = None  # the birth's time: sensors it adds hold from then (a version)
 
 
 @dataclass(slots=True)
@@ -237,7 +238,9 @@ class SparkplugHost:
             node.node_machine = True
         if (spec is None or not spec.bounds) and self._limits.auto_register:
             site = spec.site_id if spec is not None else t.group
-            reg = DeviceRegistration(machine, site, f"sparkplug:{machine}", tuple(sensors.values()))
+            reg = DeviceRegistration(
+                machine, site, f"sparkplug:{machine}", tuple(sensors.values()), born
+            )
             out.registrations.append(reg)
             # validate this birth as the registered machine will be (its sensors, their bounds)
             specs = {

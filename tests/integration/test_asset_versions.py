@@ -228,6 +228,19 @@ def test_assets_show_lists_a_machines_versions(
     ]
 
 
+def test_a_version_is_never_valid_before_the_newest_one(db: psycopg.Connection) -> None:
+    """A registration dated in the past (a Sparkplug birth's own time) cannot slip under a newer
+    version: it holds from that version on."""
+    from forewarn.assets import SensorSpec
+    from forewarn.storage.assets import ensure_sensor, type_versions
+
+    apply_assets(db, _plant(50), actor="t", now=datetime(2026, 1, 1, tzinfo=UTC))
+    apply_assets(db, _plant(30), actor="t", now=T1)
+    flow = SensorSpec("flow", "m3/h", 0, 500)
+    assert ensure_sensor(db, "hyd-pump", flow, actor="t", now=T1 - timedelta(days=60))
+    assert [v["valid_from"] for v in type_versions(db, "hyd-pump")][1:] == [T1, T1]
+
+
 # ---- models on a history that crosses a type change ----------------------------------------
 
 P, C = "s1-pump-000", "s1-cnc-000"  # P is a pump until TC, then a cnc machine (C's signals)
