@@ -213,6 +213,13 @@ def bench_fleet(
         int | None,
         typer.Option(help="Publisher processes (default: one per 5,000 msg/s, at most 6)."),
     ] = None,
+    scorers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="`forewarn score --loop` workers sharing the partitions (default: one per 2,500 msg/s).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """The whole pipeline (ingest, roll-ups, scoring, alerts, API) under a live fleet in real time."""
@@ -240,6 +247,7 @@ def bench_fleet(
             duration_s=duration,
             faults=faults,
             publishers=publishers,
+            scorers=scorers,
             log_dir=Path(settings.state_dir) / "bench-fleet",
             high=m.alert_high,
             low=m.alert_low,

@@ -72,6 +72,7 @@ ALERT_WAIT_S = 60.0  # after the drain, how long the poller may still wait for t
 POLL_S = 0.2
 SLICES_PER_S = 10  # each second's readings are published in this many evenly spaced slices
 FAULT_SHARE = 0.25  # a fault moves one sensor by this share of its physical range
+SCORER_MSGS_PER_S = 2500  # default share of one `forewarn score --loop` worker (scale-out)
 PUBLISHER_MSGS_PER_S = 5000  # default share of one publisher process (raw QoS 1 frames)
 
 
@@ -375,6 +376,7 @@ def run_size(
     duration_s: float,
     faults: int,
     publishers: int,
+    scorers: int = 1,
     log_dir: Path,
     high: float,
     low: float,
@@ -410,10 +412,12 @@ def run_size(
         children = {
             "ingest": sup.start("ingest", forewarn_command("ingest")),
             "maintain": sup.start("maintain", forewarn_command("maintain", "--every", "10")),
-            "score": sup.start("score", forewarn_command("score", "--loop")),
             "alerts": sup.start("alerts", forewarn_command("alerts", "run", "--interval", "0.5")),
             "api": sup.start("api", forewarn_command("api")),
         }
+        for i in range(scorers):  # scale-out workers sharing the partitions through leases
+            name = "score" if i == 0 else f"score-{i + 1}"
+            children[name] = sup.start(name, forewarn_command("score", "--loop"))
         ok = _wait(lambda: _ready(f"http://127.0.0.1:{metrics_port}/readyz"), 120) and _wait(
             lambda: _ready(f"http://127.0.0.1:{api_port}/v1/health"), 120
         )
@@ -470,6 +474,10 @@ def run_size(
             storage = _storage(conn, hz)
     stored = figures.pop("stored")
     cpu["publisher"] = sum(r["cpu_s"] for r in results)
+    peak = dict(sampler.peak)
+    for name in [n for n in cpu if n.startswith("score-")]:  # report the scorers as one service
+        cpu["score"] += cpu.pop(name)
+        peak["score"] += peak.pop(name)
     per_1k = {n: round(1000 * c / max(stored, 1), 3) for n, c in cpu.items()}
     total = round(sum(c for n, c in cpu.items()) / max(duration_s, 1e-9), 2)
     pg_clients = {
@@ -494,6 +502,7 @@ def run_size(
         "hz": hz,
         "duration_s": duration_s,
         "publishers": publishers,
+        "scorers": scorers,
         "target_msgs_per_s": round(machines * hz, 1),
         "generated": sum(r["generated"] for r in results),
         "offered_msgs_per_s": round(sent / duration_s, 1),
@@ -509,7 +518,7 @@ def run_size(
         "drained": drained,
         "drain_s": round(drain_s, 2),
         "cpu_s_per_1k_msgs": per_1k,
-        "rss_mb": {n: round(v, 1) for n, v in sampler.peak.items()},
+        "rss_mb": {n: round(v, 1) for n, v in peak.items()},
         "cpu_cores_used": total,
         "postgres_cpu_s_per_1k_msgs_by_client": pg_clients,
         "servers_measured": sorted(servers),
@@ -628,6 +637,7 @@ def run_fleet(
     duration_s: float,
     faults: int,
     publishers: int | None,
+    scorers: int | None = None,
     log_dir: Path,
     high: float,
     low: float,
@@ -639,9 +649,11 @@ def run_fleet(
     fleets = []
     for n in sizes:
         pubs = publishers or max(1, min(6, int(np.ceil(n * hz / PUBLISHER_MSGS_PER_S))))
+        workers = scorers or max(1, int(np.ceil(n * hz / SCORER_MSGS_PER_S)))
         log.info(
-            "fleet bench: %d machines at %s Hz for %ss (%d publishers)", n, hz, duration_s, pubs
-        )
+            "fleet bench: %d machines at %s Hz for %ss (%d publishers, %d scorers)",
+            n, hz, duration_s, pubs, workers,
+        )  # fmt: skip
         fleets.append(
             run_size(
                 server_url,
@@ -651,6 +663,7 @@ def run_fleet(
                 duration_s=duration_s,
                 faults=faults,
                 publishers=pubs,
+                scorers=workers,
                 log_dir=log_dir,
                 high=high,
                 low=low,
