@@ -97,7 +97,8 @@ def test_champion_watch_looks_only_when_there_is_something_to_look_for() -> None
 
 def test_loop_wakes_on_new_champion_predictions(db_url: str) -> None:
     """The loop rescans without a notification only once a minute; a new champion prediction
-    raises its alert within seconds, so the notification woke it."""
+    raises its alert within seconds, so the notification woke it. Housekeeping still closes the
+    alert of a machine that then fails without sending a new score."""
     base = load_settings()
     settings = base.model_copy(
         update={"models": base.models.model_copy(update={"stale_after_s": 1e12})}
@@ -138,6 +139,13 @@ def test_loop_wakes_on_new_champion_predictions(db_url: str) -> None:
             took = wait(conn, "select count(*) from alerts", (1,), 30)
             assert took < 15, took  # well inside the 60 s rescan
             assert conn.execute("select machine_id from alerts").fetchone() == (b,)
+            # a machine without new scores: its overtaken alert is closed by the housekeeping
+            conn.execute(
+                "insert into machine_events (machine_id, seq, ts, event, mode)"
+                " values (%s, 1, %s, 'failure', 'bearing')",
+                (b, T0 + timedelta(hours=1)),
+            )
+            wait(conn, "select status from alerts", ("failed",), 30)
         finally:
             stop.set()
             t.join(timeout=10)
