@@ -196,11 +196,20 @@ def load_models(conn: Connection, since: datetime, until: datetime) -> dict[str,
             fleet.drift_events(conn, since=since), ["at", "actor", "action", "target", "detail"]
         ),
         "calibration": {role: live_calibration(conn, role) for role in ROLES},
-        "types": {
-            t["id"]: {"name": t["name"], "units": {x["name"]: x.get("unit") for x in t["sensors"]}}
-            for t in asset_store.machine_type_list(conn)
-        },
+        "types": load_types(conn),
         "retrain_every_h": load_settings().models.retrain_every_h,
+    }
+
+
+def load_types(conn: Connection) -> dict[str, dict[str, Any]]:
+    """Machine type id -> {"name", "units": {sensor: unit}} (units only where one is set), for
+    human feature names with units."""
+    return {
+        t["id"]: {
+            "name": t["name"],
+            "units": {x["name"]: x["unit"] for x in t["sensors"] if x.get("unit")},
+        }
+        for t in asset_store.machine_type_list(conn)
     }
 
 
@@ -316,6 +325,20 @@ def pulse_warning(p: dict[str, Any], window_s: float) -> str | None:
             "Figures below are as of the last reading."
         )
     return None
+
+
+@st.cache_data(ttl=SLOW_TTL_S, show_spinner=False)
+def types(url: str) -> dict[str, dict[str, Any]]:
+    with _pool(url).connection() as conn:
+        return load_types(conn)
+
+
+def machine_units(url: str, machine_id: str) -> dict[str, str]:
+    """The units of a machine's sensors ({} for a machine the fleet does not list)."""
+    fleet_df = fleet_health(url)
+    row = fleet_df[fleet_df["machine_id"] == machine_id] if not fleet_df.empty else fleet_df
+    type_id = None if row.empty else row["type_id"].iloc[0]
+    return dict((types(url).get(str(type_id)) or {}).get("units") or {})
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)

@@ -147,7 +147,7 @@ def actions(url: str, user: auth.User) -> None:
     }
     chosen = st.selectbox("Alert", list(labels), format_func=labels.__getitem__, key="alert_pick")
     alert = active[active["id"] == chosen].iloc[0]
-    left, right = st.columns([2, 3])
+    left, right = st.columns([1, 1])  # the five action tabs fit without scrolling
     with left:
         st.markdown(f"**Status:** {alert['status']} · **severity:** {alert['severity']}")
         st.markdown(f"**Recommended:** {alert['recommended_action'] or '–'}")
@@ -198,7 +198,12 @@ def actions(url: str, user: auth.User) -> None:
                 _comment_form(url, int(alert["id"]), user)
         _people(url, int(alert["id"]))
     right.plotly_chart(
-        charts.figure(figures.fig_contributions, alert["contributions"]), key="alert_contributions"
+        charts.figure(
+            figures.fig_contributions,
+            alert["contributions"],
+            units=data.machine_units(url, str(alert["machine_id"])),
+        ),
+        key="alert_contributions",
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -106,7 +107,9 @@ def test_alerts_page_operator_acknowledges(app_env: SeededPlant) -> None:
     assert trans == ("open", "acknowledged", "op-ui", "on it")
 
 
-def _new_alert(url: str, machine_id: str, mode: str) -> int:
+def _new_alert(
+    url: str, machine_id: str, mode: str, contributions: dict[str, float] | None = None
+) -> int:
     with psycopg.connect(url) as conn:
         alert = insert_alert(
             conn,
@@ -118,7 +121,7 @@ def _new_alert(url: str, machine_id: str, mode: str) -> int:
                 20.0,
                 10.0,
                 30.0,
-                {"torque_mean_1h": 0.4},
+                contributions or {"torque_mean_1h": 0.4},
                 None,
                 12.0,
                 "Inspect the spindle drive",
@@ -154,6 +157,18 @@ def test_alerts_page_operator_resolves_with_the_maintenance_done(app_env: Seeded
         ).fetchone()
     assert status == ("resolved",)
     assert event == ("maintenance", "repair", "drive replaced")
+
+
+def test_alerts_page_explains_with_human_feature_names_and_units(app_env: SeededPlant) -> None:
+    alert_id = _new_alert(app_env.url, "s2-pump-0011", "ui-explain",
+                          {"bearing_temp__max_6": 0.5, "flow__slope_24": -0.2})  # fmt: skip
+    at = _open_alerts_page(app_env, alert_id)
+    (chart,) = [c for c in at.get("plotly_chart") if "contributions" in c.proto.spec]
+    labels = json.loads(chart.proto.spec)["data"][0]["y"]
+    assert set(labels) == {
+        "Bearing temperature — max over 6 h (°C)",
+        "Flow — trend over 24 h (m³/h per h)",
+    }
 
 
 def test_alerts_page_operator_dismisses_with_a_reason(app_env: SeededPlant) -> None:
