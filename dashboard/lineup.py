@@ -131,18 +131,28 @@ def when(t: Any) -> str:
     return ts.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def no_challenger(champion: Mapping[str, Any] | None, *, retrain_every_h: float) -> str:
-    """Why a family has no challenger, and when the retrain loop would train one (plant time)."""
+def no_challenger(
+    champion: Mapping[str, Any] | None, *, retrain_every_h: float, now: datetime | None = None
+) -> str:
+    """Why a family has no challenger, and when the retrain loop trains one (plant time ``now``)."""
     if champion is None:
         return "No challenger yet: there is no champion either (`forewarn train`)."
     end = champion.get("train_to")
     due = (
-        f" from {when(pd.Timestamp(end) + timedelta(hours=retrain_every_h))}"
-        if end is not None and not pd.isna(end)
-        else ""
+        None
+        if end is None or pd.isna(end)
+        else pd.Timestamp(end) + timedelta(hours=retrain_every_h)
     )
+    when_due = ""
+    if due is not None:
+        overdue = now is not None and due <= pd.Timestamp(now)
+        when_due = (
+            f" (due since {when(due)}: is `forewarn retrain` running?)"
+            if overdue
+            else f" (from {when(due)})"
+        )
     return (
         f"No challenger yet — `forewarn retrain` trains one once the champion's data is "
-        f"{retrain_every_h:.0f} h old in plant time{due}, or sooner after drift; it becomes "
+        f"{retrain_every_h:.0f} h old in plant time{when_due}, or sooner after drift; it becomes "
         "champion only if it scores better on the latest week."
     )

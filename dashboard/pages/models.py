@@ -97,7 +97,11 @@ for fam, slots in families.items():
             _version(col, role, slot, cal)
         elif role == "challenger":
             col.markdown("**Challenger**")
-            col.info(no_challenger(slots["champion"], retrain_every_h=m["retrain_every_h"]))
+            col.info(
+                no_challenger(
+                    slots["champion"], retrain_every_h=m["retrain_every_h"], now=plant_now
+                )
+            )
         else:
             col.markdown("**Champion**")
             col.info("No champion yet: `forewarn train` registers the first version as champion.")

@@ -440,7 +440,9 @@ def test_models_side_by_side(session: Any, plant: Plant) -> None:
         }""",
         arg=cnc,
     )
-    expect(page.get_by_text(re.compile(r"^No challenger yet — `?forewarn retrain"))).to_be_visible()
+    expect(
+        page.get_by_text(re.compile(r"^No challenger yet — `?forewarn retrain.*due since"))
+    ).to_be_visible()
     expect(page.get_by_text("Learned up to (plant time)").first).to_be_visible()
     drift = page.locator('[data-testid="stPlotlyChart"]', has_text="Drift detections (plant time)")
     expect(drift).to_be_visible()

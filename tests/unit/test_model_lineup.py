@@ -77,7 +77,11 @@ def test_no_challenger_says_when_the_retrain_loop_would_train_one() -> None:
     champion = _versions().iloc[1].to_dict()
     text = no_challenger(champion, retrain_every_h=24)
     assert text.startswith("No challenger yet")
-    assert f"from {when(T0)}" in text  # trained on data to T0 - 1 day, due 24 plant hours later
+    assert f"(from {when(T0)})" in text  # trained on data to T0 - 1 day, due 24 plant hours later
+    early = no_challenger(champion, retrain_every_h=24, now=T0 - timedelta(hours=1))
+    assert f"(from {when(T0)})" in early
+    late = no_challenger(champion, retrain_every_h=24, now=T0 + timedelta(hours=1))
+    assert f"(due since {when(T0)}: is `forewarn retrain` running?)" in late
     assert "there is no champion" in no_challenger(None, retrain_every_h=24)
 
 
