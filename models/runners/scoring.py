@@ -1,7 +1,8 @@
 """Scoring runner: champion, challenger and the online model score every active machine.
 
-Each pass reads the last SCORING_LOOKBACK_H hours of hourly data per machine type (plant clock =
-the newest reading), scores each machine's latest *completed* hour, and stores one prediction per
+Each pass scores the last SCORING_LOOKBACK_H hours of hourly data per machine type (plant clock =
+the newest reading; the window is kept between passes and only the hours it lacks are read, see
+`models.runners.history.hourly_window`), scores each machine's latest *completed* hour, and stores one prediction per
 (machine, hour, role). Only champion predictions drive alerts. The online (River) model learns
 from the same hourly rows with delayed labels and is checkpointed to the database every pass, so
 a restart continues where it stopped.
@@ -36,7 +37,7 @@ from forewarn.storage.readings import latest_reading_time
 from models.bundle import SCORING_LOOKBACK_H, ModelBundle, feature_spec
 from models.frames import TIME_COL, to_hours
 from models.online import OnlineFailureModel
-from models.runners.history import events_from_db, hourly_from_db, machine_types
+from models.runners.history import HourlyWindow, events_from_db, hourly_window, machine_types
 from models.runners.model_registry import StoredModel, load_alias, model_name
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ class ScoringState:
     online: dict[str, OnlineFailureModel] = field(default_factory=dict)
     drift_events: int = 0
     hour_done: dict[str, datetime] = field(default_factory=dict)  # shard -> last hour scored
+    # (shard, type) -> hourly means held between passes: each hour reads only the new hours
+    windows: dict[tuple[str, str], HourlyWindow] = field(default_factory=dict)
 
     def bundle(self, stored: StoredModel) -> ModelBundle:
         if stored.id not in self.bundles:
@@ -130,7 +133,10 @@ def score_once(
         models = {r: load_alias(conn, model_name(t.id), r) for r in ROLES}
         # a machine's hours since it took this type (readings before keep their older type)
         had = periods.get(t.id, {})
-        hourly = hourly_from_db(conn, ids, sensors, start, end, had)
+        key = (shard, t.id)
+        hourly, state.windows[key] = hourly_window(
+            conn, state.windows.get(key), ids, sensors, start, end, had
+        )
         if hourly.empty:
             continue
         hourly = _unscored(conn, hourly)

@@ -16,7 +16,7 @@ from forewarn.storage import model_registry
 from forewarn.storage.assets import upsert_registry
 from forewarn.storage.readings import insert_events, insert_readings
 from models.frames import hourly_frame, messages_frames
-from models.runners.history import hourly_from_db, machine_types
+from models.runners.history import hourly_from_db, hourly_window, machine_types
 from models.runners.model_registry import load_alias, model_name
 from models.runners.scoring import ScoringState, score_once
 from models.runners.training import train_from_db
@@ -61,6 +61,31 @@ def test_sql_hourly_equals_in_memory_hourly(db_url: str, history) -> None:  # ty
                 check_dtype=False,
                 atol=1e-9,
             )
+
+
+def test_sliding_hourly_window_equals_a_full_read(db_url: str, history) -> None:  # type: ignore[no-untyped-def]
+    """The scorer's kept window (only new hours read each hour) gives the frame a full read gives."""
+    factory, hist = history
+    cut = hist.messages[: len(hist.messages) // 10]
+    _load(db_url, factory, cut)
+    with psycopg.connect(db_url) as conn:
+        t, ids = machine_types(conn)[0]
+        sensors = [s.name for s in t.sensors]
+        first = hourly_from_db(conn, ids, sensors, None, None)["ts"].min().to_pydatetime()
+        held, steps, loaded = None, 0, 0.0
+        for k in range(6, 6 + 30):  # a 24-hour window sliding an hour at a time, as passes do
+            end = first + timedelta(hours=k)
+            start = end - timedelta(hours=24)
+            full = hourly_from_db(conn, ids, sensors, start, end)
+            slid, held = hourly_window(conn, held, ids, sensors, start, end)
+            loaded = loaded if k > 6 else held.loaded_at
+            assert held.loaded_at == loaded  # slid by reading new hours, never read afresh
+            pd.testing.assert_frame_equal(
+                slid.reset_index(drop=True), full.reset_index(drop=True), check_dtype=False
+            )
+            steps += len(full) > 0
+        assert steps == 30
+        assert held is not None and held.end == end
 
 
 def test_train_score_promote_and_resume(db_url: str, history) -> None:  # type: ignore[no-untyped-def]
