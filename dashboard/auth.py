@@ -132,7 +132,15 @@ def login_form(url: str) -> None:
             st.session_state[CHECKED_KEY] = time.monotonic()
             st.rerun()
     if oidc_configured():
-        st.button("Log in with your identity provider", on_click=st.login, key="oidc_login")
+        refused = oidc_identity()
+        if refused:
+            # the provider vouched for this e-mail but no active Forewarn account has it
+            st.error(
+                f"{refused} has no Forewarn account: ask an admin to create one with this e-mail."
+            )
+            st.button("Log out of the identity provider", on_click=st.logout, key="oidc_logout")
+        else:
+            st.button("Log in with your identity provider", on_click=st.login, key="oidc_login")
     st.caption(
         "Accounts are created by an admin (dashboard Admin page, `forewarn users create`, or "
         "`POST /v1/users`). Plants with an identity provider can use OpenID Connect instead: "
@@ -148,18 +156,23 @@ def oidc_configured() -> bool:
         return False
 
 
+def oidc_identity() -> str:
+    """The e-mail the identity provider vouched for in this browser (st.user), or ''."""
+    if not oidc_configured() or not getattr(st.user, "is_logged_in", False):
+        return ""
+    return str(st.user.get("email") or "")
+
+
 def oidc_user(url: str) -> User | None:
     """The account whose e-mail the identity provider vouched for (st.user), or None.
 
     The provider proves who the person is; the role still comes from their Forewarn account, which
-    an admin creates (an identity without an account gets no access).
+    an admin creates (an identity without an account gets no access). The login is recorded.
     """
     from dashboard import people
 
-    if not oidc_configured() or not getattr(st.user, "is_logged_in", False):
-        return None
-    email = str(st.user.get("email") or "")
-    found = people.by_email(url, email) if email else None
+    email = oidc_identity()
+    found = people.login_by_email(url, email) if email else None
     if found is None:
         return None
     return User(found.name, found.role, "", person_id=found.id, email=found.email)

@@ -27,10 +27,13 @@ def person(url: str, user_id: int) -> people.Person | None:
         return people.get_user(conn, user_id)
 
 
-def by_email(url: str, email: str) -> people.Person | None:
-    """The active account with this e-mail (for OpenID Connect logins)."""
+def login_by_email(url: str, email: str) -> people.Person | None:
+    """The active account with this e-mail, its login recorded (OpenID Connect logins)."""
     with data._pool(url).connection() as conn:
-        return people.get_user_by_email(conn, email)
+        found = people.get_user_by_email(conn, email)
+        if found is not None:
+            people.record_login(conn, found.id, now=now_on(conn, load_settings().clock))
+        return found
 
 
 def alert_people(url: str, alert_id: int) -> dict[str, Any]:

@@ -115,8 +115,13 @@ def authenticate(conn: Connection, email: str, password: str, *, now: datetime) 
         conn.execute(
             "update users set password_hash = %s where id = %s", (hash_password(password), row[0])
         )
-    conn.execute("update users set last_login_at = %s where id = %s", (now, row[0]))
+    record_login(conn, int(row[0]), now=now)
     return Person(int(row[0]), row[1], row[2], row[3])
+
+
+def record_login(conn: Connection, user_id: int, *, now: datetime) -> None:
+    """Note that the person logged in (a password or an identity provider vouched for them)."""
+    conn.execute("update users set last_login_at = %s where id = %s", (now, user_id))
 
 
 def alert_people(conn: Connection, alert_id: int) -> dict[str, Any]:

@@ -57,18 +57,25 @@ DRAWN_JS = """([header, minCharts]) => {
 
 
 @contextmanager
-def dashboard_server(url: str, log_path: Path) -> Iterator[str]:
-    """`forewarn dashboard` on a free port over ``url``; yields its base URL once it is healthy.
+def dashboard_server(
+    url: str, log_path: Path, *, port: int | None = None, home: Path | None = None
+) -> Iterator[str]:
+    """`forewarn dashboard` on ``port`` (default a free one) over ``url``; yields its base URL once
+    it is healthy.
 
     The one way the bench and the browser tests start a dashboard (no MQTT: orders are not sent).
+    ``home`` becomes the server's working directory and HOME, so Streamlit reads
+    ``home/.streamlit/secrets.toml`` and nothing of the real home (the OpenID Connect test).
     """
-    port = free_port()
+    port = port or free_port()
     env = os.environ | {"FOREWARN_DB__URL": url, "FOREWARN_LOG_LEVEL": "WARNING"}
+    if home is not None:
+        env["HOME"] = str(home)
     env.pop("FOREWARN_MQTT__URL", None)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "forewarn", "dashboard", "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=home,
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
