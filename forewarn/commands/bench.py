@@ -91,7 +91,9 @@ def bench_dashboard_cmd(
             "--browser", help="Time each page in Chromium from click until its charts are drawn."
         ),
     ] = False,
-    visits: Annotated[int, typer.Option(help="--browser: visits per page (round-robin).")] = 12,
+    visits: Annotated[
+        int, typer.Option(help="--browser: visits per page (round-robin; p95 over the later ones).")
+    ] = 40,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Seed a scratch schema with a week of plant data and time each dashboard page: its data load,

@@ -140,7 +140,7 @@ def time_pages(base: str, *, visits: int, timeout_ms: int = 120_000) -> dict[str
 
 
 def bench_dashboard_browser(
-    server_url: str, *, machines: int = 500, days: float = 7.0, visits: int = 12, seed: int = 7,
+    server_url: str, *, machines: int = 500, days: float = 7.0, visits: int = 40, seed: int = 7,
     log_dir: Path = Path("test-artifacts"),
 ) -> dict[str, Any]:  # fmt: skip
     """Seed the week, serve the dashboard, and time each page in Chromium."""
