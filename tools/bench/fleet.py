@@ -296,7 +296,7 @@ class _Sampler(threading.Thread):
 
 
 def _tree(pid: int) -> tuple[float, float]:
-    """(CPU seconds, RSS MiB) of a process and its children (0 when gone)."""
+    """(CPU seconds, RSS MiB) of a process and its descendants, live or reaped (0 when gone)."""
     try:
         p = psutil.Process(pid)
         procs = [p, *p.children(recursive=True)]
@@ -306,7 +306,8 @@ def _tree(pid: int) -> tuple[float, float]:
     for q in procs:
         try:
             t = q.cpu_times()
-            cpu += t.user + t.system
+            # with the children it reaped: a backend or tick process that exited still counts
+            cpu += t.user + t.system + t.children_user + t.children_system
             rss += q.memory_info().rss / 2**20
         except psutil.NoSuchProcess:
             continue
