@@ -68,24 +68,26 @@ class BufferedClient(mqtt.Client):
     """
 
     _rbuf = b""
+    _rpos = 0  # what of _rbuf was handed out: an offset, so no read copies the rest of the buffer
 
     def _sock_recv(self, bufsize: int) -> bytes:
-        buf = self._rbuf
-        if not buf:
+        if self._rpos >= len(self._rbuf):
             buf = super()._sock_recv(65536)  # raises BlockingIOError when nothing is there
             if not buf:
                 return buf  # the broker closed the connection: paho handles it
-        self._rbuf = buf[bufsize:]
-        return buf[:bufsize]
+            self._rbuf, self._rpos = buf, 0
+        pos = self._rpos
+        self._rpos = pos + bufsize
+        return self._rbuf[pos : pos + bufsize]
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         rc = super().loop_read(max_packets)
-        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._rbuf:
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._rpos < len(self._rbuf):
             rc = super().loop_read(1)  # select() cannot see what is already in the buffer
         return rc
 
     def _sock_close(self) -> None:
-        self._rbuf = b""  # what a closed connection left unread belongs to no later one
+        self._rbuf, self._rpos = b"", 0  # what a closed connection left unread is nobody's
         super()._sock_close()
 
 

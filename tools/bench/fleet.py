@@ -5,8 +5,9 @@ For each fleet size a fresh schema is migrated and the real services run as `for
 publisher processes play the fleet in real time: every machine publishes ``hz`` readings a second,
 spread evenly over each second (QoS 1 frames written by `tools.bench.mqtt_load`, not paho, whose
 publish path alone cost more CPU than all of Forewarn's services; payloads byte-identical to the
-contract's encoder; event time = publish time, so the plant clock is the wall clock). At least ``faults`` machines get an abrupt fault (one
-sensor jumps by a quarter of its range) at times spread over the run.
+contract's encoder; event time = publish time, so the plant clock is the wall clock). At least
+``faults`` machines get an abrupt fault (one sensor jumps by a quarter of its range) at times
+spread over the run.
 
 Measured (all from the database, the API or the OS, never from the services' own claims):
 
@@ -24,7 +25,7 @@ Measured (all from the database, the API or the OS, never from the services' own
 - ``lost``: published (acknowledged by the broker) minus stored (distinct (machine, seq));
 - ``cpu_s_per_1k_msgs`` and ``rss_mb`` per service (psutil, the process and its children), the
   simulated fleet (``publisher``) and, when they run on this machine, the PostgreSQL server
-  (``postgres``: the postmaster and its live backends) and the broker; ``cpu_cores_used`` is their
+  (``postgres``: the postmaster and its backends, live or reaped) and the broker; ``cpu_cores_used`` is their
   sum per second of publishing; ``postgres_cpu_s_per_1k_msgs_by_client`` splits the server's
   share by the client its backends serve (``forewarn ingest``, ``forewarn score --loop``...);
 - ``db_bytes_per_machine_day``: growth of the schema's tables and indexes per machine and day.
@@ -54,6 +55,7 @@ import psutil
 import psycopg
 
 from forewarn.assets import AssetRegistry
+from forewarn.broker import free_port
 from forewarn.contract import SCHEMA_VERSION, Telemetry, encode, format_ts, topic_for
 from forewarn.factory import load_factory
 from forewarn.storage import bench_figures as bf
@@ -356,14 +358,6 @@ def _ready(url: str) -> bool:
         return False
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _pct(xs: list[float] | np.ndarray, q: float) -> float | None:
     return None if len(xs) == 0 else round(float(np.percentile(np.asarray(xs), q)), 3)
 
@@ -388,7 +382,7 @@ def run_size(
     check_template()
     reg, plan = plan_fleet(machines, faults, duration_s)
     root = f"fleet-{uuid.uuid4().hex[:8]}"
-    api_port, metrics_port = _free_port(), _free_port()
+    api_port, metrics_port = free_port(), free_port()
     with ExitStack() as stack:
         url = stack.enter_context(temporary_schema(server_url, "fleet"))
         with psycopg.connect(url, autocommit=True) as conn:
